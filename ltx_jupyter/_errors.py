@@ -1,0 +1,196 @@
+"""Every exception ltx-jupyter raises, in one place.
+
+Messages show the server's own reason (fal's ``detail``), never the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FieldError",
+    "HTTPError",
+    "InputError",
+    "LtxError",
+    "MissingCredentialsError",
+    "ProtocolError",
+    "RequestCancelledError",
+    "RequestTimeoutError",
+    "RunFailedError",
+    "ValidationError",
+]
+
+CREDENTIALS_HINT = (
+    "Set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) in the environment, "
+    "or pass key=... to the client; keys are at https://fal.ai/dashboard/keys."
+)
+
+
+class LtxError(Exception):
+    """Base class of every error raised by ltx-jupyter."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field: where it is, what is wrong, and fal's error type."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+    @property
+    def field(self) -> str:
+        """The field's name, without fal's leading ``body`` segment."""
+        parts = [str(p) for p in self.loc if p != "body"]
+        return ".".join(parts) or "input"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.msg}"
+
+    def to_detail(self) -> dict[str, Any]:
+        """The entry fal puts in a 422 response's ``detail`` list."""
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+    @classmethod
+    def from_detail(cls, item: Mapping[str, Any]) -> FieldError:
+        loc = item.get("loc") or ()
+        if isinstance(loc, str):
+            loc = (loc,)
+        return cls(
+            loc=tuple(loc), msg=str(item.get("msg", "invalid")), type=str(item.get("type", ""))
+        )
+
+
+class InputError(LtxError, ValueError):
+    """The input is invalid; found before any request was sent.
+
+    ``errors`` lists every invalid field; the message names each one and what it allows.
+    """
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "invalid input")
+
+    @property
+    def fields(self) -> list[str]:
+        return [e.field for e in self.errors]
+
+
+class MissingCredentialsError(LtxError):
+    """No API key for a host that requires one."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or f"No fal credentials found. {CREDENTIALS_HINT}")
+
+
+class HTTPError(LtxError):
+    """The server answered an HTTP error.
+
+    ``status_code``, ``detail`` (fal's reason), ``error_type`` (``x-fal-error-type`` or the
+    body's ``error_type``) and ``request_id`` (when the answer concerns one request) describe it.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: Any = None,
+        *,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        url: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        self.error_type = error_type
+        self.request_id = request_id
+        self.url = url
+        super().__init__(message or self._message())
+
+    def _message(self) -> str:
+        reason = self.detail if isinstance(self.detail, str) else None
+        if reason is None and self.detail is not None:
+            reason = str(self.detail)
+        text = f"HTTP {self.status_code}"
+        if reason:
+            text += f": {reason}"
+        if self.error_type:
+            text += f" ({self.error_type})"
+        if self.request_id:
+            text += f" [request {self.request_id}]"
+        return text
+
+
+class ValidationError(HTTPError):
+    """The server refused the input (422); ``errors`` holds every field error of ``detail``."""
+
+    def __init__(
+        self,
+        errors: Sequence[FieldError],
+        *,
+        detail: Any = None,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.errors = list(errors)
+        reasons = "; ".join(str(e) for e in self.errors) or str(detail or "invalid input")
+        super().__init__(
+            422,
+            detail,
+            error_type=error_type,
+            request_id=request_id,
+            url=url,
+            message=f"HTTP 422, invalid input: {reasons}"
+            + (f" ({error_type})" if error_type else ""),
+        )
+
+
+class ProtocolError(LtxError):
+    """The server's answer does not follow fal's queue protocol (malformed, truncated...)."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.request_id = request_id
+        super().__init__(message + (f" [request {request_id}]" if request_id else ""))
+
+
+class RequestTimeoutError(LtxError, TimeoutError):
+    """The client's deadline passed; the remote request was asked to cancel.
+
+    ``request_id`` is kept so the request can still be looked up or resumed.
+    """
+
+    def __init__(self, timeout: float, request_id: str | None = None) -> None:
+        self.timeout = timeout
+        self.request_id = request_id
+        where = f" for request {request_id}" if request_id else ""
+        super().__init__(f"No result within {timeout:g} s{where}; cancellation was requested.")
+
+
+class RunFailedError(LtxError):
+    """The request ran and failed: fal reported ``error`` on completion or on the result."""
+
+    def __init__(
+        self,
+        error: str,
+        *,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.error = error
+        self.error_type = error_type
+        self.request_id = request_id
+        self.status_code = status_code
+        text = f"Run failed: {error}"
+        if error_type:
+            text += f" ({error_type})"
+        if request_id:
+            text += f" [request {request_id}]"
+        super().__init__(text)
+
+
+class RequestCancelledError(RunFailedError):
+    """The request was cancelled before it produced a result."""
