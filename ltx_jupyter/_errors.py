@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "FieldError",
     "HTTPError",
     "InputError",
@@ -121,6 +122,19 @@ class HTTPError(LtxError):
         if self.request_id:
             text += f" [request {self.request_id}]"
         return text
+
+
+class AuthenticationError(HTTPError):
+    """The server refused the credentials (401/403); the message says how to set them."""
+
+    def __init__(self, status_code: int, detail: Any = None, **kwargs: Any) -> None:
+        reason = f": {detail}" if isinstance(detail, str) and detail else ""
+        super().__init__(
+            status_code,
+            detail,
+            message=f"HTTP {status_code}{reason}. {CREDENTIALS_HINT}",
+            **kwargs,
+        )
 
 
 class ValidationError(HTTPError):

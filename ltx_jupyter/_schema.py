@@ -161,7 +161,7 @@ def endpoint_spec(endpoint_id: str) -> EndpointSpec | None:
 
 
 def image_kind(value: Any) -> Literal["url", "data", "file"] | None:
-    """Classify an image input: ``url``, ``data`` (a data: URI), ``file`` (readable path) or None."""
+    """The kind of an image input: ``url``, ``data`` (a data: URI), ``file`` (readable) or None."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
@@ -208,9 +208,7 @@ def _check_field(spec: FieldSpec, value: Any, *, allow_files: bool) -> FieldErro
     elif spec.type == "image":
         kind = image_kind(value)
         if kind is None or (kind == "file" and not allow_files):
-            allowed = (
-                spec.allowed() if allow_files else "an http(s) URL or a data: URI of an image"
-            )
+            allowed = spec.allowed() if allow_files else "an http(s) URL or a data: URI of an image"
             shown = value if isinstance(value, str) and len(value) <= 80 else type(value).__name__
             return FieldError(loc, f"must be {allowed}, got {shown!r}", "url_parsing")
     if spec.type in ("integer", "number"):
@@ -321,7 +319,7 @@ class VideoResult:
 
 
 def parse_output(output: Any, *, request_id: str | None = None) -> VideoResult:
-    """Parse an endpoint's output into a :class:`VideoResult`; :class:`ProtocolError` if malformed."""
+    """An endpoint's output as a :class:`VideoResult`; :class:`ProtocolError` if malformed."""
     if not isinstance(output, Mapping):
         raise ProtocolError("the result is not a JSON object", request_id=request_id)
     video = output.get("video")

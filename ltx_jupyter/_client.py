@@ -1,0 +1,751 @@
+"""An async client for fal's queue protocol, on one pooled ``httpx.AsyncClient``.
+
+It submits requests, reads their status (polled, or streamed over server-sent events with a
+fallback to polling), fetches results, cancels, and uploads files to storage. It knows nothing
+of IPython: scripts and the local server's tests use it as it is.
+
+>>> async with QueueClient() as client:                       # doctest: +SKIP
+...     async for update in client.subscribe("fal-ai/ltx-video", {"prompt": "a red fox"}):
+...         print(update)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import json
+import mimetypes
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import __version__
+from ._errors import (
+    AuthenticationError,
+    FieldError,
+    HTTPError,
+    InputError,
+    MissingCredentialsError,
+    ProtocolError,
+    RequestCancelledError,
+    RequestTimeoutError,
+    RunFailedError,
+    ValidationError,
+)
+from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
+from ._retries import CallKind, RetryPolicy
+from ._schema import endpoint_spec, image_kind, validate_input
+
+__all__ = [
+    "DEFAULT_QUEUE_URL",
+    "DEFAULT_STORAGE_URL",
+    "QueueClient",
+    "credentials_from_env",
+    "default_queue_url",
+    "default_storage_url",
+    "split_endpoint_id",
+]
+
+DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_STORAGE_URL = "https://rest.fal.ai"
+#: Local files up to this size go inline as data: URIs; larger ones are uploaded to storage.
+DEFAULT_DATA_URI_LIMIT = 256 * 1024
+_FAL_DOMAINS = ("fal.run", "fal.ai", "fal.media")
+_CANCELLED_ERROR_TYPES = frozenset({"request_cancelled", "cancelled", "canceled"})
+Priority = Literal["normal", "low"]
+OnSubmit = Callable[[RequestHandle], Awaitable[None] | None]
+
+
+def default_queue_url() -> str:
+    """``LTX_QUEUE_URL`` from the environment, else fal's queue."""
+    return (os.environ.get("LTX_QUEUE_URL") or DEFAULT_QUEUE_URL).rstrip("/")
+
+
+def default_storage_url(queue_url: str | None = None) -> str:
+    """``LTX_STORAGE_URL``; else fal's storage for fal's queue, or the queue server itself
+    (the local server serves both)."""
+    url = os.environ.get("LTX_STORAGE_URL")
+    if url:
+        return url.rstrip("/")
+    queue = queue_url or default_queue_url()
+    return DEFAULT_STORAGE_URL if _is_fal_host(queue) else queue.rstrip("/")
+
+
+def credentials_from_env() -> str | None:
+    """``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``, else None."""
+    key = os.environ.get("FAL_KEY")
+    if key:
+        return key
+    key_id, secret = os.environ.get("FAL_KEY_ID"), os.environ.get("FAL_KEY_SECRET")
+    if key_id and secret:
+        return f"{key_id}:{secret}"
+    return None
+
+
+def _is_fal_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in _FAL_DOMAINS)
+
+
+def split_endpoint_id(endpoint_id: str) -> tuple[str, str]:
+    """The submit path (the whole id) and the app path (status, result and cancel use it).
+
+    ``fal-ai/ltx-video/image-to-video`` gives ``("fal-ai/ltx-video/image-to-video",
+    "fal-ai/ltx-video")``. A legacy ``1234-app`` id means ``1234/app``; ids under the
+    ``workflows`` and ``comfy`` namespaces keep three segments.
+    """
+    text = endpoint_id.strip().strip("/")
+    parts = [p for p in text.split("/") if p]
+    if len(parts) == 1 and "-" in parts[0] and parts[0].split("-", 1)[0].isdigit():
+        parts = parts[0].split("-", 1)
+    app_segments = 3 if parts and parts[0] in ("workflows", "comfy") else 2
+    if len(parts) < app_segments or any(p in (".", "..") for p in parts):
+        raise InputError(
+            [
+                FieldError(
+                    ("endpoint",),
+                    f"{endpoint_id!r} is not an endpoint id; use owner/alias[/path], "
+                    "e.g. 'fal-ai/ltx-video'",
+                )
+            ]
+        )
+    return "/".join(parts), "/".join(parts[:app_segments])
+
+
+class _Secret:
+    """Holds the API key so that no repr, log line or traceback shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def reveal(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<set>" if self._value else "<none>"
+
+    __str__ = __repr__
+
+
+class _StreamBroken(Exception):
+    """The status stream ended or failed before the request completed."""
+
+
+class QueueClient:
+    """fal's queue protocol, async, over one pooled HTTP client.
+
+    ``key`` defaults to ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``); ``queue_url`` and
+    ``storage_url`` default to ``LTX_QUEUE_URL`` / ``LTX_STORAGE_URL``, else fal's hosts.
+    Against fal's own hosts a key is required (checked before any request); against another
+    server, such as ``ltx-jupyter serve``, it is optional. ``transport`` swaps the HTTP
+    transport (for tests); ``poll_interval`` is the polling period when a stream is not used.
+    """
+
+    def __init__(
+        self,
+        key: str | None = None,
+        *,
+        queue_url: str | None = None,
+        storage_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        stream: bool = True,
+        data_uri_limit: int = DEFAULT_DATA_URI_LIMIT,
+        request_timeout: float = 60.0,
+        stream_idle_timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.queue_url = (queue_url or default_queue_url()).rstrip("/")
+        self.storage_url = (storage_url or default_storage_url(self.queue_url)).rstrip("/")
+        self._key = _Secret(key or credentials_from_env())
+        self.retry = retry or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.stream = stream
+        self.data_uri_limit = data_uri_limit
+        self.stream_idle_timeout = stream_idle_timeout
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(request_timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            headers={"User-Agent": f"ltx-jupyter/{__version__}"},
+        )
+        #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
+        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "stream_fallbacks": 0}
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueClient(queue_url={self.queue_url!r}, storage_url={self.storage_url!r}, "
+            f"credentials={self._key!r})"
+        )
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._key.reveal())
+
+    async def __aenter__(self) -> QueueClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _auth_headers(self, url: str) -> dict[str, str]:
+        key = self._key.reveal()
+        if key:
+            return {"Authorization": f"Key {key}"}
+        if _is_fal_host(url):
+            raise MissingCredentialsError()
+        return {}
+
+    async def _send(
+        self,
+        kind: CallKind,
+        method: str,
+        url: str,
+        *,
+        request_id: str | None = None,
+        authenticate: bool = True,
+        ok_statuses: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one call with the retry policy; raise the typed error of a failed answer."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        if authenticate:
+            headers.update(self._auth_headers(url))
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats["requests"] += 1
+            try:
+                response = await self._http.request(method, url, headers=headers, **kwargs)
+            except httpx.TransportError as error:
+                if attempt < self.retry.max_attempts and self.retry.retries_error(kind, error):
+                    self.stats["retries"] += 1
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                    continue
+                raise
+            if response.is_success or response.status_code in ok_statuses:
+                return response
+            if attempt < self.retry.max_attempts and self.retry.retries_status(
+                kind, response.status_code
+            ):
+                self.stats["retries"] += 1
+                await asyncio.sleep(self.retry.delay_for(attempt, response))
+                continue
+            raise self._error_from(response, request_id)
+
+    @staticmethod
+    def _json(response: httpx.Response, request_id: str | None = None) -> Any:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ProtocolError(
+                f"the server answered {response.status_code} with a body that is not JSON "
+                f"({response.headers.get('content-type', 'no content type')}, "
+                f"{len(response.content)} bytes)",
+                request_id=request_id,
+            ) from error
+
+    @staticmethod
+    def _error_from(response: httpx.Response, request_id: str | None) -> HTTPError:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        detail: Any = None
+        error_type = response.headers.get("x-fal-error-type")
+        if isinstance(body, Mapping):
+            detail = body.get("detail", body.get("status"))
+            error_type = error_type or body.get("error_type")
+        if detail is None:
+            detail = response.text[:300].strip() or response.reason_phrase
+        kwargs = {
+            "error_type": error_type,
+            "request_id": response.headers.get("x-fal-request-id") or request_id,
+            "url": str(response.request.url) if response.request else None,
+        }
+        if response.status_code == 422:
+            items = detail if isinstance(detail, list) else []
+            errors = [FieldError.from_detail(i) for i in items if isinstance(i, Mapping)]
+            return ValidationError(errors, detail=detail, **kwargs)
+        if response.status_code in (401, 403):
+            return AuthenticationError(response.status_code, detail, **kwargs)
+        return HTTPError(response.status_code, detail, **kwargs)
+
+    def _request_url(self, endpoint_id: str, request_id: str, suffix: str = "") -> str:
+        _, app_path = split_endpoint_id(endpoint_id)
+        return f"{self.queue_url}/{app_path}/requests/{request_id}{suffix}"
+
+    # -- the queue protocol ----------------------------------------------------------------
+
+    async def submit(
+        self,
+        endpoint_id: str,
+        arguments: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+        priority: Priority | None = None,
+        start_timeout: float | None = None,
+        hint: str | None = None,
+    ) -> RequestHandle:
+        """Queue a request and return its handle as soon as the server answers.
+
+        The input is validated against the endpoint's schema first, and local files in it
+        are inlined or uploaded; nothing is sent when it is invalid. ``start_timeout`` bounds
+        the wait before the request starts (fal's ``X-Fal-Request-Timeout``).
+        """
+        submit_path, _ = split_endpoint_id(endpoint_id)
+        headers = self._submit_headers(webhook_url, priority, start_timeout, hint)
+        arguments = validate_input(submit_path, arguments).arguments
+        arguments = await self.prepare_arguments(submit_path, arguments)
+        params = {"fal_webhook": webhook_url} if webhook_url else None
+        response = await self._send(
+            "submit",
+            "POST",
+            f"{self.queue_url}/{submit_path}",
+            json=arguments,
+            params=params,
+            headers=headers,
+        )
+        body = self._json(response)
+        request_id = body.get("request_id") if isinstance(body, Mapping) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise ProtocolError("the submit answer holds no request_id")
+        position = body.get("queue_position")
+        return RequestHandle(
+            endpoint_id=submit_path,
+            request_id=request_id,
+            status_url=body.get("status_url")
+            or self._request_url(submit_path, request_id, "/status"),
+            response_url=body.get("response_url") or self._request_url(submit_path, request_id),
+            cancel_url=body.get("cancel_url")
+            or self._request_url(submit_path, request_id, "/cancel"),
+            queue_position=position if isinstance(position, int) else None,
+        )
+
+    @staticmethod
+    def _submit_headers(
+        webhook_url: str | None,
+        priority: str | None,
+        start_timeout: float | None,
+        hint: str | None,
+    ) -> dict[str, str]:
+        errors = []
+        headers = {}
+        if priority is not None:
+            if priority not in ("normal", "low"):
+                errors.append(
+                    FieldError(("priority",), f"must be 'normal' or 'low', got {priority!r}")
+                )
+            else:
+                headers["X-Fal-Queue-Priority"] = priority
+        if start_timeout is not None:
+            if (
+                isinstance(start_timeout, bool)
+                or not isinstance(start_timeout, (int, float))
+                or not start_timeout > 1
+            ):
+                errors.append(
+                    FieldError(
+                        ("start_timeout",),
+                        f"must be a number of seconds above 1, got {start_timeout!r}",
+                    )
+                )
+            else:
+                headers["X-Fal-Request-Timeout"] = str(float(start_timeout))
+        if webhook_url is not None and not str(webhook_url).lower().startswith(
+            ("http://", "https://")
+        ):
+            errors.append(FieldError(("webhook",), f"must be an http(s) URL, got {webhook_url!r}"))
+        if hint:
+            headers["X-Fal-Runner-Hint"] = hint
+        if errors:
+            raise InputError(errors)
+        return headers
+
+    async def status(self, endpoint_id: str, request_id: str, *, logs: bool = False) -> QueueStatus:
+        """One status read; with ``logs=True`` it carries the whole log so far."""
+        response = await self._send(
+            "status",
+            "GET",
+            self._request_url(endpoint_id, request_id, "/status"),
+            params={"logs": "1" if logs else "0"},
+            request_id=request_id,
+        )
+        return self._parse_status(self._json(response, request_id), request_id)
+
+    @staticmethod
+    def _parse_status(body: Any, request_id: str) -> QueueStatus:
+        if not isinstance(body, Mapping):
+            raise ProtocolError("the status answer is not a JSON object", request_id=request_id)
+        try:
+            return QueueStatus.from_json(body)
+        except ValueError as error:
+            raise ProtocolError(
+                f"the status answer is malformed: {error}", request_id=request_id
+            ) from None
+
+    async def stream_status(
+        self, endpoint_id: str, request_id: str, *, logs: bool = True
+    ) -> AsyncIterator[QueueStatus]:
+        """The status stream of one connection: statuses with only their new log lines.
+
+        Ends after ``COMPLETED``. A stream that ends before that, or fails, raises
+        :class:`ProtocolError`; :meth:`watch` falls back to polling then.
+        """
+        try:
+            async for status in self._stream_once(endpoint_id, request_id, logs=logs):
+                yield status
+        except _StreamBroken as broken:
+            raise ProtocolError(
+                f"the status stream broke: {broken}", request_id=request_id
+            ) from None
+
+    async def _stream_once(
+        self, endpoint_id: str, request_id: str, *, logs: bool
+    ) -> AsyncIterator[QueueStatus]:
+        from httpx_sse import SSEError, aconnect_sse
+
+        url = self._request_url(endpoint_id, request_id, "/status/stream")
+        timeout = httpx.Timeout(self.stream_idle_timeout, connect=10.0)
+        self.stats["requests"] += 1
+        try:
+            async with aconnect_sse(
+                self._http,
+                "GET",
+                url,
+                params={"logs": "1" if logs else "0"},
+                headers=self._auth_headers(url),
+                timeout=timeout,
+            ) as source:
+                response = source.response
+                if not response.is_success:
+                    await response.aread()
+                    error = self._error_from(response, request_id)
+                    if response.status_code in (401, 403, 404):
+                        raise error
+                    raise _StreamBroken(str(error))
+                async for event in source.aiter_sse():
+                    if not event.data:
+                        continue
+                    try:
+                        status = self._parse_status(json.loads(event.data), request_id)
+                    except (json.JSONDecodeError, ProtocolError) as error:
+                        raise _StreamBroken(f"malformed event: {error}") from None
+                    yield status
+                    if status.done:
+                        return
+        except (httpx.TransportError, SSEError, UnicodeDecodeError) as error:
+            raise _StreamBroken(f"{type(error).__name__}: {error}") from None
+        raise _StreamBroken("the stream closed before the request completed")
+
+    async def watch(
+        self, endpoint_id: str, request_id: str, *, logs: bool = True
+    ) -> AsyncIterator[QueueStatus]:
+        """Follow a request until it completes, yielding statuses with only new log lines.
+
+        Uses the status stream (completion is seen at once) and, if the stream breaks or is
+        unavailable, polls for the rest of the run. Log lines are counted across both, so none
+        is lost or repeated.
+        """
+        seen = 0
+        if self.stream:
+            try:
+                async for status in self._stream_once(endpoint_id, request_id, logs=logs):
+                    seen += len(status.logs or ())
+                    yield status
+                    if status.done:
+                        return
+            except _StreamBroken:
+                self.stats["stream_fallbacks"] += 1
+        while True:
+            status = await self.status(endpoint_id, request_id, logs=logs)
+            full = status.logs or ()
+            new = full[seen:] if len(full) >= seen else ()
+            seen = max(seen, len(full))
+            yield QueueStatus(
+                state=status.state,
+                queue_position=status.queue_position,
+                logs=tuple(new) if status.logs is not None else None,
+                metrics=status.metrics,
+                error=status.error,
+                error_type=status.error_type,
+                response_url=status.response_url,
+            )
+            if status.done:
+                return
+            await asyncio.sleep(self.poll_interval)
+
+    async def result(self, endpoint_id: str, request_id: str) -> dict[str, Any]:
+        """The output of a completed request (an error for a failed or cancelled one)."""
+        response = await self._send(
+            "read", "GET", self._request_url(endpoint_id, request_id), request_id=request_id
+        )
+        body = self._json(response, request_id)
+        if not isinstance(body, dict):
+            raise ProtocolError("the result is not a JSON object", request_id=request_id)
+        return body
+
+    async def cancel(self, endpoint_id: str, request_id: str) -> str:
+        """Ask to cancel; returns ``CANCELLATION_REQUESTED`` or ``ALREADY_COMPLETED``."""
+        response = await self._send(
+            "cancel",
+            "PUT",
+            self._request_url(endpoint_id, request_id, "/cancel"),
+            request_id=request_id,
+            ok_statuses=frozenset({400}),
+        )
+        body = self._json(response, request_id)
+        status = body.get("status") if isinstance(body, Mapping) else None
+        if response.status_code == 400:
+            if status == "ALREADY_COMPLETED":
+                return status
+            raise self._error_from(response, request_id)
+        return str(status or "CANCELLATION_REQUESTED")
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        file_name: str = "upload.bin",
+    ) -> str:
+        """Upload bytes to storage (initiate, then PUT) and return the file's URL."""
+        initiate = await self._send(
+            "upload",
+            "POST",
+            f"{self.storage_url}/storage/upload/initiate",
+            params={"storage_type": "fal-cdn-v3"},
+            json={"content_type": content_type, "file_name": file_name},
+        )
+        body = self._json(initiate)
+        if not isinstance(body, Mapping) or not body.get("upload_url") or not body.get("file_url"):
+            raise ProtocolError("the upload answer holds no upload_url and file_url")
+        await self._send(
+            "upload",
+            "PUT",
+            str(body["upload_url"]),
+            content=data,
+            headers={"Content-Type": content_type},
+            authenticate=False,
+        )
+        return str(body["file_url"])
+
+    async def upload_file(self, path: str | os.PathLike[str]) -> str:
+        """Upload a local file to storage and return its URL."""
+        file_path = Path(path)
+        data = await asyncio.to_thread(file_path.read_bytes)
+        return await self.upload(data, _content_type(file_path), file_path.name)
+
+    async def file_to_input(self, path: str | os.PathLike[str]) -> str:
+        """A local file as an input value: a data: URI when small, else an uploaded URL."""
+        file_path = Path(path)
+        size = file_path.stat().st_size
+        if size <= self.data_uri_limit:
+            data = await asyncio.to_thread(file_path.read_bytes)
+            encoded = base64.b64encode(data).decode("ascii")
+            return f"data:{_content_type(file_path)};base64,{encoded}"
+        return await self.upload_file(file_path)
+
+    async def prepare_arguments(
+        self, endpoint_id: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Replace local file paths in file fields (``image_url`` and other ``*_url``) by inputs."""
+        spec = endpoint_spec(endpoint_id)
+        prepared = dict(arguments)
+        for name, value in arguments.items():
+            field_spec = spec.field(name) if spec else None
+            is_file_field = (
+                field_spec is not None and field_spec.type == "image"
+            ) or name.endswith("_url")
+            if is_file_field and image_kind(value) == "file":
+                prepared[name] = await self.file_to_input(value)
+        return prepared
+
+    async def download(self, url: str, destination: str | os.PathLike[str]) -> Path:
+        """Stream a file (an output video) to ``destination``, written atomically."""
+        target = Path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        self.stats["requests"] += 1
+        async with self._http.stream("GET", url, follow_redirects=True) as response:
+            if not response.is_success:
+                await response.aread()
+                raise self._error_from(response, None)
+            with partial.open("wb") as handle:
+                async for chunk in response.aiter_bytes():
+                    handle.write(chunk)
+        partial.replace(target)
+        return target
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        endpoint_id: str,
+        arguments: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+        priority: Priority | None = None,
+        start_timeout: float | None = None,
+        timeout: float | None = None,
+        on_submit: OnSubmit | None = None,
+        logs: bool = True,
+    ) -> AsyncIterator[Update]:
+        """Submit and follow a request: yields :class:`Queued`, :class:`InProgress` (new log
+        lines) and, last, :class:`Completed` with the output.
+
+        ``on_submit`` is called with the handle the moment the submit answers (persist the id
+        there). ``timeout`` is an overall deadline: when it passes the remote request is asked
+        to cancel and :class:`RequestTimeoutError` carries its id. A run that fails raises
+        :class:`RunFailedError` (:class:`RequestCancelledError` when it was cancelled).
+        """
+        deadline = _Deadline(self, endpoint_id, timeout)
+        handle = await deadline.run(
+            self.submit(
+                endpoint_id,
+                arguments,
+                webhook_url=webhook_url,
+                priority=priority,
+                start_timeout=start_timeout,
+            )
+        )
+        if on_submit is not None:
+            outcome = on_submit(handle)
+            if inspect.isawaitable(outcome):
+                await outcome
+        yield Queued(handle.request_id, handle.queue_position)
+        async for update in self._follow(
+            endpoint_id, handle.request_id, deadline, logs=logs, position=handle.queue_position
+        ):
+            yield update
+
+    async def follow(
+        self,
+        endpoint_id: str,
+        request_id: str,
+        *,
+        timeout: float | None = None,
+        logs: bool = True,
+    ) -> AsyncIterator[Update]:
+        """Follow a request submitted earlier (by id), like :meth:`subscribe` after its submit.
+
+        Used to resume a request after a kernel restart; the log starts from its beginning.
+        """
+        deadline = _Deadline(self, endpoint_id, timeout)
+        async for update in self._follow(endpoint_id, request_id, deadline, logs=logs):
+            yield update
+
+    async def _follow(
+        self,
+        endpoint_id: str,
+        request_id: str,
+        deadline: _Deadline,
+        *,
+        logs: bool,
+        position: int | None = None,
+    ) -> AsyncIterator[Update]:
+        statuses = self.watch(endpoint_id, request_id, logs=logs)
+        last_state = "IN_QUEUE" if position is not None else None
+        last_position = position
+        try:
+            while True:
+                try:
+                    status = await deadline.run(statuses.__anext__(), request_id)
+                except StopAsyncIteration:
+                    raise ProtocolError(
+                        "the status ended without completion", request_id=request_id
+                    ) from None
+                if status.state == "IN_QUEUE":
+                    if status.queue_position != last_position or last_state != "IN_QUEUE":
+                        last_position = status.queue_position
+                        yield Queued(request_id, status.queue_position)
+                elif status.state == "IN_PROGRESS":
+                    if status.logs or last_state != "IN_PROGRESS":
+                        yield InProgress(request_id, status.logs or ())
+                else:
+                    final_logs = status.logs or ()
+                    if status.error:
+                        if final_logs:
+                            yield InProgress(request_id, final_logs)
+                        raise self._run_error(status.error, status.error_type, request_id)
+                    output = await deadline.run(
+                        self._result_of_run(endpoint_id, request_id), request_id
+                    )
+                    yield Completed(request_id, output, final_logs, status.metrics)
+                    return
+                last_state = status.state
+        finally:
+            await statuses.aclose()
+
+    async def _result_of_run(self, endpoint_id: str, request_id: str) -> dict[str, Any]:
+        try:
+            return await self.result(endpoint_id, request_id)
+        except HTTPError as error:
+            reason = error.detail if isinstance(error.detail, str) else str(error)
+            raise self._run_error(
+                reason, error.error_type, request_id, error.status_code
+            ) from error
+
+    @staticmethod
+    def _run_error(
+        error: str, error_type: str | None, request_id: str, status_code: int | None = None
+    ) -> RunFailedError:
+        cancelled = (
+            error_type or ""
+        ).lower() in _CANCELLED_ERROR_TYPES or "cancel" in error.lower()
+        kind = RequestCancelledError if cancelled else RunFailedError
+        return kind(error, error_type=error_type, request_id=request_id, status_code=status_code)
+
+    async def _cancel_quietly(self, endpoint_id: str, request_id: str) -> None:
+        with contextlib.suppress(asyncio.TimeoutError, httpx.HTTPError, HTTPError, ProtocolError):
+            await asyncio.wait_for(self.cancel(endpoint_id, request_id), 10)
+
+    async def run(
+        self, endpoint_id: str, arguments: Mapping[str, Any], **options: Any
+    ) -> dict[str, Any]:
+        """Submit, wait and return the output (the options of :meth:`subscribe`)."""
+        async for update in self.subscribe(endpoint_id, arguments, **options):
+            if isinstance(update, Completed):
+                return update.output
+        raise ProtocolError("the run ended without a result")
+
+
+def _content_type(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class _Deadline:
+    """An overall client deadline: past it, the request is asked to cancel and
+    :class:`RequestTimeoutError` is raised with its id."""
+
+    def __init__(self, client: QueueClient, endpoint_id: str, timeout: float | None) -> None:
+        self._client = client
+        self._endpoint_id = endpoint_id
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._at = None if timeout is None else self._loop.time() + timeout
+
+    async def run(self, awaitable: Awaitable[Any], request_id: str | None = None) -> Any:
+        if self._at is None:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, max(self._at - self._loop.time(), 0))
+        except asyncio.TimeoutError:
+            if request_id is not None:
+                await self._client._cancel_quietly(self._endpoint_id, request_id)
+            raise RequestTimeoutError(self._timeout or 0, request_id) from None
