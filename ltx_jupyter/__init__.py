@@ -37,13 +37,22 @@ _LAZY = {
     "VideoResult": "._schema",
     "VideoFile": "._schema",
     "validate_input": "._schema",
+    "Job": "._jobs",
+    "JobOptions": "._jobs",
+    "JobSession": "._jobs",
+    "JobStatus": "._jobs",
+    "JobView": "._views",
+    "LtxMagics": ".magics",
 }
 
 if TYPE_CHECKING:
     from ._client import QueueClient
+    from ._jobs import Job, JobOptions, JobSession, JobStatus
     from ._models import Completed, InProgress, LogEntry, Queued, QueueStatus, RequestHandle
     from ._retries import RetryPolicy
     from ._schema import VideoFile, VideoResult, validate_input
+    from ._views import JobView
+    from .magics import LtxMagics
 
 __all__ = [
     "Completed",
@@ -51,8 +60,14 @@ __all__ = [
     "HTTPError",
     "InProgress",
     "InputError",
+    "Job",
+    "JobOptions",
+    "JobSession",
+    "JobStatus",
+    "JobView",
     "LogEntry",
     "LtxError",
+    "LtxMagics",
     "MissingCredentialsError",
     "ProtocolError",
     "QueueClient",
@@ -68,6 +83,20 @@ __all__ = [
     "VideoResult",
     "validate_input",
 ]
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext ltx_jupyter``: register ``%%ltx`` and ``%ltx``."""
+    from .magics import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext ltx_jupyter``: stop the worker; remote requests are not cancelled."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(shell)
 
 
 def __getattr__(name: str) -> Any:

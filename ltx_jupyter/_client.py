@@ -49,7 +49,9 @@ __all__ = [
     "credentials_from_env",
     "default_queue_url",
     "default_storage_url",
+    "is_fal_url",
     "split_endpoint_id",
+    "submit_headers",
 ]
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
@@ -74,7 +76,7 @@ def default_storage_url(queue_url: str | None = None) -> str:
     if url:
         return url.rstrip("/")
     queue = queue_url or default_queue_url()
-    return DEFAULT_STORAGE_URL if _is_fal_host(queue) else queue.rstrip("/")
+    return DEFAULT_STORAGE_URL if is_fal_url(queue) else queue.rstrip("/")
 
 
 def credentials_from_env() -> str | None:
@@ -88,7 +90,8 @@ def credentials_from_env() -> str | None:
     return None
 
 
-def _is_fal_host(url: str) -> bool:
+def is_fal_url(url: str) -> bool:
+    """Whether ``url`` is one of fal's own hosts (which require credentials)."""
     host = (urlsplit(url).hostname or "").lower()
     return any(host == d or host.endswith("." + d) for d in _FAL_DOMAINS)
 
@@ -116,6 +119,43 @@ def split_endpoint_id(endpoint_id: str) -> tuple[str, str]:
             ]
         )
     return "/".join(parts), "/".join(parts[:app_segments])
+
+
+def submit_headers(
+    webhook_url: str | None,
+    priority: str | None,
+    start_timeout: float | None,
+    hint: str | None,
+) -> dict[str, str]:
+    """The submit headers for these options; :class:`InputError` naming a bad one."""
+    errors = []
+    headers = {}
+    if priority is not None:
+        if priority in ("normal", "low"):
+            headers["X-Fal-Queue-Priority"] = priority
+        else:
+            errors.append(FieldError(("priority",), f"must be 'normal' or 'low', got {priority!r}"))
+    if start_timeout is not None:
+        if (
+            isinstance(start_timeout, (int, float))
+            and not isinstance(start_timeout, bool)
+            and (start_timeout > 1)
+        ):
+            headers["X-Fal-Request-Timeout"] = str(float(start_timeout))
+        else:
+            errors.append(
+                FieldError(
+                    ("start_timeout",),
+                    f"must be a number of seconds above 1, got {start_timeout!r}",
+                )
+            )
+    if webhook_url is not None and not webhook_url.lower().startswith(("http://", "https://")):
+        errors.append(FieldError(("webhook",), f"must be an http(s) URL, got {webhook_url!r}"))
+    if hint:
+        headers["X-Fal-Runner-Hint"] = hint
+    if errors:
+        raise InputError(errors)
+    return headers
 
 
 class _Secret:
@@ -206,7 +246,7 @@ class QueueClient:
         key = self._key.reveal()
         if key:
             return {"Authorization": f"Key {key}"}
-        if _is_fal_host(url):
+        if is_fal_url(url):
             raise MissingCredentialsError()
         return {}
 
@@ -308,7 +348,7 @@ class QueueClient:
         the wait before the request starts (fal's ``X-Fal-Request-Timeout``).
         """
         submit_path, _ = split_endpoint_id(endpoint_id)
-        headers = self._submit_headers(webhook_url, priority, start_timeout, hint)
+        headers = submit_headers(webhook_url, priority, start_timeout, hint)
         arguments = validate_input(submit_path, arguments).arguments
         arguments = await self.prepare_arguments(submit_path, arguments)
         params = {"fal_webhook": webhook_url} if webhook_url else None
@@ -335,46 +375,6 @@ class QueueClient:
             or self._request_url(submit_path, request_id, "/cancel"),
             queue_position=position if isinstance(position, int) else None,
         )
-
-    @staticmethod
-    def _submit_headers(
-        webhook_url: str | None,
-        priority: str | None,
-        start_timeout: float | None,
-        hint: str | None,
-    ) -> dict[str, str]:
-        errors = []
-        headers = {}
-        if priority is not None:
-            if priority not in ("normal", "low"):
-                errors.append(
-                    FieldError(("priority",), f"must be 'normal' or 'low', got {priority!r}")
-                )
-            else:
-                headers["X-Fal-Queue-Priority"] = priority
-        if start_timeout is not None:
-            if (
-                isinstance(start_timeout, bool)
-                or not isinstance(start_timeout, (int, float))
-                or not start_timeout > 1
-            ):
-                errors.append(
-                    FieldError(
-                        ("start_timeout",),
-                        f"must be a number of seconds above 1, got {start_timeout!r}",
-                    )
-                )
-            else:
-                headers["X-Fal-Request-Timeout"] = str(float(start_timeout))
-        if webhook_url is not None and not str(webhook_url).lower().startswith(
-            ("http://", "https://")
-        ):
-            errors.append(FieldError(("webhook",), f"must be an http(s) URL, got {webhook_url!r}"))
-        if hint:
-            headers["X-Fal-Runner-Hint"] = hint
-        if errors:
-            raise InputError(errors)
-        return headers
 
     async def status(self, endpoint_id: str, request_id: str, *, logs: bool = False) -> QueueStatus:
         """One status read; with ``logs=True`` it carries the whole log so far."""
@@ -575,6 +575,14 @@ class QueueClient:
             if is_file_field and image_kind(value) == "file":
                 prepared[name] = await self.file_to_input(value)
         return prepared
+
+    async def read_file(self, url: str) -> bytes:
+        """The bytes of a file (an output video) at ``url``."""
+        self.stats["requests"] += 1
+        response = await self._http.get(url, follow_redirects=True)
+        if not response.is_success:
+            raise self._error_from(response, None)
+        return response.content
 
     async def download(self, url: str, destination: str | os.PathLike[str]) -> Path:
         """Stream a file (an output video) to ``destination``, written atomically."""

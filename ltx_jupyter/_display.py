@@ -1,0 +1,222 @@
+"""The finished video as a plain notebook output: a mimebundle that needs no widget state.
+
+A saved or exported notebook, GitHub and nbviewer show it as it is: ``text/plain`` for text
+viewers, ``text/html`` with a ``<video controls>`` element, and metadata naming the request,
+the endpoint and the parameters. The video is referenced by URL or by relative path; its bytes
+go into the notebook only when embedding is asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._history import redact_for_history
+from ._html import video_mimebundle
+
+if TYPE_CHECKING:
+    from ._history import HistoryEntry
+    from ._jobs import Job, JobSession
+
+__all__ = [
+    "JobsTable",
+    "VideoDisplay",
+    "entry_video",
+    "job_caption",
+    "job_video",
+    "jobs_table",
+    "relative_src",
+]
+
+
+class VideoDisplay:
+    """A video output: shown as a ``<video>`` player in notebooks, a line of text elsewhere."""
+
+    def __init__(self, src: str, *, text: str, caption: str, metadata: dict[str, Any]) -> None:
+        self.src = src
+        self.text = text
+        self.caption = caption
+        self.metadata = metadata
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        return video_mimebundle(
+            self.src, text=self.text, caption=self.caption, metadata=self.metadata
+        )
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def relative_src(path: Path) -> str:
+    """A saved file as a ``src`` relative to the working directory (the notebook's folder)."""
+    return Path(os.path.relpath(path.resolve(), Path.cwd().resolve())).as_posix()
+
+
+def job_caption(job: Job) -> str:
+    """Seed, steps, guidance, duration, size and request id of a finished job, on one line."""
+    result = job.result
+    parts = []
+    seed = result.seed if result is not None and result.seed is not None else job.input.get("seed")
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    steps = job.input.get("num_inference_steps")
+    if steps is not None:
+        parts.append(f"{steps} steps")
+    guidance = job.input.get("guidance_scale")
+    if guidance is not None:
+        parts.append(
+            f"guidance {guidance:g}" if isinstance(guidance, float) else f"guidance {guidance}"
+        )
+    if result is not None:
+        video = result.video
+        if video.duration is not None:
+            parts.append(f"{video.duration:.1f} s")
+        if video.width and video.height:
+            parts.append(f"{video.width}×{video.height}")
+    if job.run_time is not None:
+        parts.append(f"made in {job.run_time:.1f} s")
+    if job.request_id:
+        parts.append(f"request {job.request_id}")
+    return " · ".join(parts)
+
+
+def job_video(job: Job, *, embed: bool = False) -> VideoDisplay:
+    """The display object of a completed job's video.
+
+    The source is the saved file's relative path when the job was saved, else the URL; with
+    ``embed`` the bytes themselves, as a ``data:video/mp4`` URI.
+    """
+    assert job.result is not None
+    video = job.result.video
+    if embed:
+        data = job.saved_path.read_bytes() if job.saved_path else job.fetch_bytes()
+        content_type = video.content_type or "video/mp4"
+        src = f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+    elif job.saved_path is not None:
+        src = relative_src(job.saved_path)
+    else:
+        src = video.url
+    metadata = {
+        "request_id": job.request_id,
+        "endpoint": job.endpoint,
+        "parameters": redact_for_history(job.input),
+        "url": video.url,
+        "seed": job.result.seed,
+    }
+    if job.saved_path is not None:
+        metadata["path"] = relative_src(job.saved_path)
+    where = metadata.get("path") or video.url
+    text = f"LTX video {job.request_id}: {where} ({job_caption(job)})"
+    return VideoDisplay(src, text=text, caption=job_caption(job), metadata=metadata)
+
+
+class JobsTable:
+    """``%ltx jobs``: this session's and earlier jobs, as an HTML table and as text."""
+
+    headers = ("id", "status", "age", "duration", "prompt", "link")
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def _repr_html_(self) -> str:
+        from ._html import table_html
+
+        return table_html(self.headers, self.rows, links={"link": True})
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return "no ltx jobs yet"
+        table = [self.headers, *[tuple("" if c is None else str(c) for c in r) for r in self.rows]]
+        widths = [max(len(str(row[i])) for row in table) for i in range(len(self.headers))]
+        return "\n".join(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+            for row in table
+        )
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 129600:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def jobs_table(session: JobSession) -> JobsTable:
+    """The jobs of ``session`` and of its history, newest first."""
+    now = time.time()
+    live = {job.request_id: job for job in session.jobs if job.request_id}
+    rows: list[tuple[Any, ...]] = []
+    for job in reversed(session.jobs):
+        if job.request_id is None:
+            rows.append(
+                (
+                    job.short_id,
+                    str(job.status),
+                    _age(now - job.created_at),
+                    "",
+                    _prompt(job.prompt),
+                    None,
+                )
+            )
+    for entry in session.history.entries():
+        job = live.get(entry.request_id)
+        if job is not None:
+            status, duration = str(job.status), job.elapsed if job.done else None
+            link = job.result.url if job.result else entry.video_url
+        else:
+            status, duration, link = entry.status or "unknown", entry.duration, entry.video_url
+        submitted = entry.submitted_at.timestamp() if entry.submitted_at else None
+        rows.append(
+            (
+                entry.request_id,
+                status.lower(),
+                _age(now - submitted) if submitted else "",
+                f"{duration:.1f}s" if duration is not None else "",
+                entry.prompt_start(),
+                link,
+            )
+        )
+    return JobsTable(rows)
+
+
+def _prompt(text: str, n: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def entry_video(entry: HistoryEntry) -> VideoDisplay:
+    """The video of a job found in the history (by its URL)."""
+    assert entry.video_url is not None
+    caption_parts = []
+    if entry.seed is not None:
+        caption_parts.append(f"seed {entry.seed}")
+    for key, label in (("num_inference_steps", "steps"), ("guidance_scale", "guidance")):
+        if entry.input.get(key) is not None:
+            caption_parts.append(f"{label} {entry.input[key]}")
+    caption_parts.append(f"request {entry.request_id}")
+    caption = " · ".join(caption_parts)
+    metadata = {
+        "request_id": entry.request_id,
+        "endpoint": entry.endpoint,
+        "parameters": entry.input,
+        "url": entry.video_url,
+        "seed": entry.seed,
+    }
+    return VideoDisplay(
+        entry.video_url,
+        text=f"LTX video {entry.request_id}: {entry.video_url} ({caption})",
+        caption=caption,
+        metadata=metadata,
+    )

@@ -1,0 +1,523 @@
+"""Jobs: one request to an LTX endpoint, followed on the runner, and the session that owns them.
+
+A :class:`Job` holds everything known about its request: status, every log line, progress,
+timings, the result or the error. It is updated on the runner thread only; readers on other
+threads see consistent values because each update replaces whole objects. A :class:`JobSession`
+starts jobs (validating their input first, before any request), writes each request id to the
+history journal the moment its submit answers, resumes requests by id, and shuts down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import enum
+import hashlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._client import (
+    QueueClient,
+    credentials_from_env,
+    default_queue_url,
+    default_storage_url,
+    is_fal_url,
+    split_endpoint_id,
+    submit_headers,
+)
+from ._errors import (
+    LtxError,
+    MissingCredentialsError,
+    RequestCancelledError,
+)
+from ._history import HistoryEntry, HistoryStore
+from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle
+from ._progress import parse_progress
+from ._runner import Runner, async_wrap, get_runner, shutdown_runner, wait_future
+from ._schema import VideoResult, parse_output, validate_input
+
+__all__ = ["Job", "JobOptions", "JobSession", "JobStatus"]
+
+Listener = Callable[["Job"], None]
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is. fal has no failed or cancelled status on the wire; these are derived."""
+
+    SUBMITTING = "submitting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DETACHED = "detached"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended here (a detached job may still run remotely)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, self.DETACHED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job is submitted and finished: the client deadline, queue options, saving."""
+
+    timeout: float | None = None
+    priority: str | None = None
+    webhook_url: str | None = None
+    save_dir: str | None = None
+    embed: bool = False
+
+
+_local_ids = itertools.count(1)
+
+
+class Job:
+    """One request to an LTX endpoint.
+
+    ``job.wait()`` blocks until it ends (an interrupt cancels the remote request), ``await job``
+    does the same in an async cell, ``job.cancel()`` asks the server to cancel, ``job.result``
+    is the :class:`VideoResult` once completed, ``job.save(path)`` downloads the video and
+    ``job.video`` is a display object for it.
+    """
+
+    def __init__(
+        self,
+        session: JobSession,
+        endpoint: str,
+        arguments: Mapping[str, Any],
+        options: JobOptions,
+        *,
+        client: QueueClient,
+        request_id: str | None = None,
+    ) -> None:
+        self.session = session
+        self.endpoint = endpoint
+        self.input: dict[str, Any] = dict(arguments)
+        self.options = options
+        self.local_id = next(_local_ids)
+        self.request_id = request_id
+        self.status = JobStatus.SUBMITTING if request_id is None else JobStatus.QUEUED
+        self.queue_position: int | None = None
+        self.logs: list[LogEntry] = []
+        self.progress: tuple[int, int] | None = None
+        self.metrics: dict[str, Any] = {}
+        self.created_at = time.time()
+        self.submitted_at: float | None = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.result: VideoResult | None = None
+        self.error: BaseException | None = None
+        self.saved_path: Path | None = None
+        self.cancel_requested = False
+        #: Advice about the input (a prompt longer than the endpoint's guide), not errors.
+        self.warnings: tuple[str, ...] = ()
+        self._client = client
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        self._future: concurrent.futures.Future[VideoResult] | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.status.finished
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from creation to the end (or to now while it runs)."""
+        return (self.finished_at or time.time()) - self.created_at
+
+    @property
+    def run_time(self) -> float | None:
+        """Seconds the request ran on the server side, as seen from here."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+    @property
+    def prompt(self) -> str:
+        prompt = self.input.get("prompt")
+        return prompt if isinstance(prompt, str) else ""
+
+    @property
+    def short_id(self) -> str:
+        return (self.request_id or f"local-{self.local_id}")[:8]
+
+    def status_line(self) -> str:
+        """One line saying where the job is, for text frontends and reprs."""
+        parts = [f"ltx {self.short_id}", str(self.status)]
+        if self.status == JobStatus.QUEUED and self.queue_position is not None:
+            parts.append(f"position {self.queue_position}")
+        if self.progress and self.status == JobStatus.RUNNING:
+            done, total = self.progress
+            parts.append(f"step {done}/{total} ({100 * done // total}%)")
+        parts.append(f"{self.elapsed:.1f}s")
+        if self.result is not None:
+            parts.append(self.result.url)
+        elif self.error is not None:
+            parts.append(str(self.error))
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.status_line()}>"
+
+    # -- listening -------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(job)`` on the runner thread after every change of this job."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(self)
+            except Exception:  # a broken view must not stop the job
+                import logging
+
+                logging.getLogger(__name__).exception("job listener failed")
+
+    # -- running (on the runner thread) ------------------------------------------------------
+
+    def _start(self, runner: Runner, resume: bool = False) -> None:
+        self._future = runner.submit(self._run(resume))
+
+    async def _run(self, resume: bool) -> VideoResult:
+        client = self._client
+        try:
+            if resume:
+                assert self.request_id is not None
+                updates = client.follow(
+                    self.endpoint, self.request_id, timeout=self.options.timeout
+                )
+            else:
+                updates = client.subscribe(
+                    self.endpoint,
+                    self.input,
+                    timeout=self.options.timeout,
+                    priority=self.options.priority,  # type: ignore[arg-type]
+                    webhook_url=self.options.webhook_url,
+                    on_submit=self._on_submit,
+                )
+            async for update in updates:
+                self._apply(update)
+            if self.result is None:
+                raise LtxError("the run ended without a result")
+            if self.options.save_dir:
+                await self._save(self._default_save_path(self.options.save_dir))
+            return self.result
+        except asyncio.CancelledError:
+            # Local shutdown (``%unload_ext``): the remote request goes on; the id is in history.
+            self.status = JobStatus.DETACHED
+            self.finished_at = time.time()
+            self._changed()
+            raise
+        except BaseException as error:
+            self.error = error
+            self.status = (
+                JobStatus.CANCELLED
+                if isinstance(error, RequestCancelledError)
+                else JobStatus.FAILED
+            )
+            self.finished_at = time.time()
+            self._record_end()
+            self._changed()
+            raise
+
+    def _on_submit(self, handle: RequestHandle) -> None:
+        self.request_id = handle.request_id
+        self.submitted_at = time.time()
+        self.status = JobStatus.QUEUED
+        self.queue_position = handle.queue_position
+        self.session.history.record_submit(
+            handle.request_id,
+            self.endpoint,
+            self.input,
+            self._client.queue_url,
+            submitted_at=self.submitted_at,
+        )
+        if self.cancel_requested:
+            self._spawn_cancel()
+        self._changed()
+
+    def _apply(self, update: Queued | InProgress | Completed) -> None:
+        if isinstance(update, Queued):
+            self.request_id = self.request_id or update.request_id
+            self.status = JobStatus.QUEUED
+            self.queue_position = update.position
+        elif isinstance(update, InProgress):
+            if self.status != JobStatus.RUNNING:
+                self.status = JobStatus.RUNNING
+                self.started_at = self.started_at or time.time()
+            self._add_logs(update.logs)
+        else:
+            self._add_logs(update.logs)
+            self.metrics = dict(update.metrics)
+            self.result = parse_output(update.output, request_id=update.request_id)
+            self.status = JobStatus.COMPLETED
+            self.finished_at = time.time()
+            self.started_at = self.started_at or self.finished_at
+            self._record_end()
+        self._changed()
+
+    def _add_logs(self, entries: tuple[LogEntry, ...]) -> None:
+        if not entries:
+            return
+        received = datetime.now(timezone.utc).isoformat()
+        for entry in entries:
+            if entry.timestamp is None:
+                entry = LogEntry(entry.message, entry.level, entry.source, received)
+            self.logs.append(entry)
+            step = parse_progress(entry.message)
+            if step is not None:
+                self.progress = step
+
+    def _record_end(self) -> None:
+        if self.request_id is None:
+            return
+        fields: dict[str, Any] = {"status": str(self.status), "duration": self.elapsed}
+        if self.result is not None:
+            fields.update(video_url=self.result.url, seed=self.result.seed)
+        if self.error is not None:
+            fields["error"] = str(self.error)
+        # The submit line is on disk already; a lost end line only shows the job as queued.
+        with contextlib.suppress(OSError):
+            self.session.history.record_update(self.request_id, **fields)
+
+    # -- acting (from any thread) --------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> VideoResult:
+        """Block until the job ends and return its result (or raise its error).
+
+        A ``KeyboardInterrupt`` (the kernel's interrupt) while waiting cancels the remote
+        request and is raised again, so "Run All" stops. ``timeout`` only bounds this wait
+        (``TimeoutError``); the job goes on.
+        """
+        assert self._future is not None
+        try:
+            return wait_future(self._future, timeout)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
+    def __await__(self) -> Generator[Any, None, VideoResult]:
+        assert self._future is not None
+        return _await_future(self._future).__await__()
+
+    def cancel(self) -> concurrent.futures.Future[str] | None:
+        """Ask the server to cancel the request (at once if it is already submitted).
+
+        Returns a future for the server's answer (``CANCELLATION_REQUESTED`` or
+        ``ALREADY_COMPLETED``), or None when the submit has not answered yet: the cancel is
+        then sent the moment it does.
+        """
+        if self.done:
+            return None
+        self.cancel_requested = True
+        if self.request_id is None:
+            return None
+        return self._spawn_cancel()
+
+    def _spawn_cancel(self) -> concurrent.futures.Future[str]:
+        assert self.request_id is not None
+        return self.session.runner.submit(self._client.cancel(self.endpoint, self.request_id))
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Download the video to ``path`` (a file, or a folder for ``ltx-<request id>.mp4``)
+        and return where it went. Blocks until the job has ended."""
+        if self.result is None:
+            self.wait()
+        return wait_future(self.save_async(path))
+
+    def save_async(
+        self, path: str | os.PathLike[str] | None = None
+    ) -> concurrent.futures.Future[Path]:
+        """Like :meth:`save` for a completed job, without blocking: a future for the path."""
+        if self.result is None:
+            raise LtxError(f"job {self.short_id} has no video to save yet ({self.status})")
+        target = Path(path) if path is not None else Path(".")
+        if target.is_dir() or path is None or str(path).endswith(("/", os.sep)):
+            target = self._default_save_path(target)
+        return self.session.runner.submit(self._save(target))
+
+    def _default_save_path(self, folder: str | os.PathLike[str]) -> Path:
+        return Path(folder) / f"ltx-{self.request_id or self.local_id}.mp4"
+
+    async def _save(self, target: Path) -> Path:
+        assert self.result is not None
+        saved = await self._client.download(self.result.url, target)
+        self.saved_path = saved
+        self._changed()
+        return saved
+
+    def fetch_bytes(self) -> bytes:
+        """The video's bytes, downloaded (blocking)."""
+        if self.result is None:
+            self.wait()
+        assert self.result is not None
+        return wait_future(self.session.runner.submit(self._client.read_file(self.result.url)))
+
+    @property
+    def video(self) -> Any:
+        """The finished video as a display object (URL or saved path; bytes with ``embed``)."""
+        from ._display import job_video
+
+        if self.result is None:
+            raise LtxError(f"job {self.short_id} has no video yet ({self.status})")
+        return job_video(self, embed=self.options.embed)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        if self.result is not None:
+            return self.video._repr_mimebundle_(include, exclude)
+        return {"text/plain": repr(self)}
+
+
+async def _await_future(future: concurrent.futures.Future[VideoResult]) -> VideoResult:
+    return await async_wrap(future)
+
+
+class JobSession:
+    """The jobs of one kernel session: their clients, the history journal and the runner."""
+
+    def __init__(
+        self, *, history: HistoryStore | None = None, runner: Runner | None = None
+    ) -> None:
+        self.history = history or HistoryStore()
+        self._own_runner = runner
+        self._clients: dict[tuple[str, str, str], QueueClient] = {}
+        self._lock = threading.Lock()
+        self.jobs: list[Job] = []
+
+    @property
+    def runner(self) -> Runner:
+        """The given runner, else the process-wide one (started on first use)."""
+        if self._own_runner is not None:
+            self._own_runner.start()
+            return self._own_runner
+        return get_runner()
+
+    def client(self, queue_url: str | None = None, storage_url: str | None = None) -> QueueClient:
+        """The pooled client for these URLs (created once; closed when the runner stops)."""
+        queue = (queue_url or default_queue_url()).rstrip("/")
+        storage = (storage_url or default_storage_url(queue)).rstrip("/")
+        key = credentials_from_env()
+        if key is None and is_fal_url(queue):
+            raise MissingCredentialsError()
+        fingerprint = hashlib.sha256((key or "").encode()).hexdigest()
+        with self._lock:
+            client = self._clients.get((queue, storage, fingerprint))
+            if client is None:
+                client = QueueClient(key, queue_url=queue, storage_url=storage)
+                self._clients[(queue, storage, fingerprint)] = client
+                self.runner.add_shutdown_hook(client.aclose)
+            return client
+
+    def start(
+        self,
+        endpoint: str,
+        arguments: Mapping[str, Any],
+        options: JobOptions | None = None,
+        *,
+        queue_url: str | None = None,
+        storage_url: str | None = None,
+    ) -> Job:
+        """Validate the input and start a job; returns at once.
+
+        Invalid input, options or a missing key raise here, before any request is sent.
+        """
+        options = options or JobOptions()
+        submit_path, _ = split_endpoint_id(endpoint)
+        validated = validate_input(submit_path, arguments)
+        submit_headers(options.webhook_url, options.priority, None, None)
+        client = self.client(queue_url, storage_url)
+        job = Job(self, submit_path, validated.arguments, options, client=client)
+        job.warnings = validated.warnings
+        self.jobs.append(job)
+        job._start(self.runner)
+        return job
+
+    def resume(
+        self,
+        request_id: str,
+        *,
+        endpoint: str | None = None,
+        queue_url: str | None = None,
+        storage_url: str | None = None,
+        options: JobOptions | None = None,
+    ) -> Job:
+        """Attach to a request submitted earlier (found by id or id prefix in the history).
+
+        The history's endpoint and queue URL win; ``endpoint`` and ``queue_url`` serve for a
+        request the history does not hold.
+        """
+        entry: HistoryEntry | None = self.history.get(request_id)
+        if entry is not None:
+            request_id = entry.request_id
+            endpoint = entry.endpoint or endpoint
+            queue_url = entry.queue_url or queue_url
+        if not endpoint:
+            raise LtxError(
+                f"request {request_id} is not in the history ({self.history.path}); "
+                "give its endpoint to resume it"
+            )
+        split_endpoint_id(endpoint)
+        client = self.client(queue_url, storage_url)
+        arguments = entry.input if entry is not None else {}
+        job = Job(
+            self, endpoint, arguments, options or JobOptions(), client=client, request_id=request_id
+        )
+        if entry is not None and entry.submitted_at is not None:
+            job.created_at = job.submitted_at = entry.submitted_at.timestamp()
+        self.jobs.append(job)
+        job._start(self.runner, resume=True)
+        return job
+
+    def cancel_request(
+        self, request_id: str, endpoint: str, queue_url: str | None = None, timeout: float = 30.0
+    ) -> str:
+        """Cancel a request by id (one not followed in this session); the server's answer."""
+        client = self.client(queue_url)
+        return wait_future(self.runner.submit(client.cancel(endpoint, request_id)), timeout)
+
+    def find(self, job_id: str) -> Job | None:
+        """A job of this session by request id, id prefix or local number."""
+        for job in reversed(self.jobs):
+            if job.request_id == job_id or str(job.local_id) == job_id:
+                return job
+        matches = [j for j in self.jobs if j.request_id and j.request_id.startswith(job_id)]
+        return matches[-1] if len(matches) == 1 else None
+
+    def cancel_all(self) -> list[Job]:
+        """Ask the server to cancel every job of this session that has not ended."""
+        running = [job for job in self.jobs if not job.done]
+        for job in running:
+            job.cancel()
+        return running
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop following jobs locally (remote requests go on; their ids are in the history),
+        close every connection and stop the runner thread."""
+        self._clients.clear()
+        if self._own_runner is not None:
+            self._own_runner.shutdown(timeout)
+        else:
+            shutdown_runner(timeout)

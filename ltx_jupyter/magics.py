@@ -1,0 +1,396 @@
+"""``%%ltx`` and ``%ltx``: the IPython face of ltx-jupyter.
+
+The magic stays thin: :mod:`._parsing` turns the line into an input, :mod:`._jobs` runs it,
+:mod:`._views` and :mod:`._display` show it. Configuration is traitlets on
+:class:`LtxMagics` (``%config LtxMagics.steps = 40`` or ``ipython_config.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments
+from IPython.display import display
+from traitlets import Bool, Float, Int, Unicode, default, observe
+
+from ._client import default_queue_url, default_storage_url
+from ._errors import LtxError
+from ._history import HistoryStore
+from ._jobs import Job, JobOptions, JobSession
+from ._parsing import RunRequest, build_request, split_line, usage_error
+from ._schema import DEFAULT_ENDPOINT, ENDPOINTS
+
+__all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+SUBCOMMANDS = ("jobs", "show", "cancel", "resume")
+
+
+@magics_class
+class LtxMagics(Magics):
+    """Generate LTX videos from cells; jobs run in the background on one worker thread."""
+
+    endpoint = Unicode(
+        DEFAULT_ENDPOINT, help="Endpoint id used when a cell gives no --endpoint."
+    ).tag(config=True)
+    queue_url = Unicode(
+        help="Queue base URL (default: LTX_QUEUE_URL, else https://queue.fal.run)."
+    ).tag(config=True)
+    storage_url = Unicode(
+        help="Storage base URL for uploads (default: LTX_STORAGE_URL, else fal's, or the "
+        "queue URL for a local server)."
+    ).tag(config=True)
+    steps = Int(
+        None, allow_none=True, help="Default --steps (None: the endpoint's default, 30)."
+    ).tag(config=True)
+    guidance = Float(
+        None, allow_none=True, help="Default --guidance (None: the endpoint's default, 3)."
+    ).tag(config=True)
+    negative_prompt = Unicode(
+        None, allow_none=True, help="Default --negative (None: the endpoint's default)."
+    ).tag(config=True)
+    wait = Bool(
+        None,
+        allow_none=True,
+        help="Block until each job ends. None: only when the notebook runs headless "
+        "(nbclient, papermill, nbconvert), so executed notebooks hold their videos.",
+    ).tag(config=True)
+    save_dir = Unicode(
+        "", help="Folder to download every finished video into ('' : keep the URL only)."
+    ).tag(config=True)
+    timeout = Float(
+        None, allow_none=True, help="Client deadline in seconds per job (None: no deadline)."
+    ).tag(config=True)
+    log_lines = Int(20, help="Log lines shown in a job view (the job keeps all).").tag(config=True)
+    history_file = Unicode(
+        "", help="Journal of submitted requests ('': LTX_HISTORY_FILE or the user data dir)."
+    ).tag(config=True)
+
+    @default("queue_url")
+    def _default_queue_url(self) -> str:
+        return default_queue_url()
+
+    @default("storage_url")
+    def _default_storage_url(self) -> str:
+        return default_storage_url(self.queue_url)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = JobSession(history=HistoryStore(self.history_file or None))
+        self.views: dict[int, Any] = {}
+
+    @observe("history_file")
+    def _history_file_changed(self, change: Any) -> None:
+        self.session.history = HistoryStore(change["new"] or None)
+
+    # -- the magic ---------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("prompt", nargs="*", help="One-line form only: the prompt after the options.")
+    @argument_group("Input")
+    @argument("--negative", metavar="TEXT", help="Negative prompt (default: the endpoint's).")
+    @argument("--seed", type=int, metavar="N", help="Seed (default: random, shown with the video).")
+    @argument("--steps", type=int, metavar="N", help="Denoising steps, 1-50 (default 30).")
+    @argument("--guidance", type=float, metavar="X", help="Guidance scale, 0-10 (default 3).")
+    @argument(
+        "--endpoint",
+        metavar="ID",
+        help=f"Endpoint id (default {DEFAULT_ENDPOINT}; known: {', '.join(ENDPOINTS)}).",
+    )
+    @argument(
+        "--image",
+        metavar="PATH_OR_URL",
+        help="First frame for image-to-video: a URL, a data: URI or a local file "
+        "(uploaded, or inlined when small). Implies the image-to-video endpoint.",
+    )
+    @argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="Any other endpoint field, VALUE read as JSON (repeatable): --param num_frames=121.",
+    )
+    @argument_group("Running")
+    @argument(
+        "--wait",
+        dest="wait",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Block until the job ends (interrupt the kernel to cancel it).",
+    )
+    @argument(
+        "--no-wait",
+        dest="wait",
+        action="store_const",
+        const=False,
+        help="Return at once, even when running headless (default: return at once "
+        "interactively, wait headless).",
+    )
+    @argument("--timeout", type=float, metavar="SECONDS", help="Client deadline; then cancel.")
+    @argument("--priority", choices=("normal", "low"), help="Queue priority (default normal).")
+    @argument("--webhook", metavar="URL", help="URL fal POSTs the result to when it ends.")
+    @argument_group("Output")
+    @argument("-o", "--out", metavar="NAME", help="Store the Job in this variable.")
+    @argument(
+        "--save",
+        metavar="DIR",
+        help="Download the video into DIR and show it by relative path (default: URL only).",
+    )
+    @argument(
+        "--embed", action="store_true", help="Embed the video's bytes in the notebook (large)."
+    )
+    @line_cell_magic
+    def ltx(self, line: str = "", cell: str | None = None) -> Job | None:
+        """Generate a video with LTX Video: the cell body is the prompt, taken literally.
+
+        ::
+
+            %%ltx --seed 42 --steps 40 --guidance 5 -o fall
+            A man stands waist-deep in a crystal-clear mountain pool, ...
+
+        Line forms: ``job = %ltx --seed 3 a red fox`` (a one-line prompt; start it with
+        ``--`` if it begins with a command word), ``%ltx jobs``, ``%ltx show ID``,
+        ``%ltx cancel ID|all``, ``%ltx resume REQUEST_ID``. Defaults come from
+        ``%config LtxMagics``.
+        """
+        words = split_line(line)
+        if cell is None and words and words[0] in SUBCOMMANDS:
+            return self._subcommand(words[0], words[1:])
+        args = self._parse(words)
+        if cell is not None:
+            if args.prompt:
+                raise UsageError(
+                    f"%%ltx: unexpected text {' '.join(args.prompt)!r} on the magic line; "
+                    "the cell body is the prompt (quote option values with spaces)"
+                )
+            prompt = cell
+        else:
+            prompt = " ".join(args.prompt)
+        request = build_request(
+            args,
+            prompt,
+            default_endpoint=self.endpoint,
+            defaults={
+                "num_inference_steps": self.steps,
+                "guidance_scale": self.guidance,
+                "negative_prompt": self.negative_prompt,
+            },
+        )
+        job = self._start(request)
+        return job if cell is None else None
+
+    def _parse(self, words: list[str]) -> Any:
+        if words and words[0] == "--":
+            words = ["--", *words[1:]]
+        return self.ltx.parser.parse_args(words)
+
+    # -- running and showing ---------------------------------------------------------------------
+
+    def _start(self, request: RunRequest) -> Job:
+        options = JobOptions(
+            timeout=request.timeout if request.timeout is not None else self.timeout,
+            priority=request.priority,
+            webhook_url=request.webhook_url,
+            save_dir=request.save_dir or self.save_dir or None,
+            embed=request.embed,
+        )
+        try:
+            job = self.session.start(
+                request.endpoint,
+                request.arguments,
+                options,
+                queue_url=self.queue_url,
+                storage_url=self.storage_url,
+            )
+        except LtxError as error:
+            raise usage_error(error) from None
+        for warning in request.warnings:
+            print(f"ltx: note: {warning}", file=sys.stderr)
+        if request.out:
+            self.shell.user_ns[request.out] = job
+        self._show(job, request.wait)
+        return job
+
+    def _should_wait(self, wait: bool | None) -> bool:
+        if wait is not None:
+            return wait
+        if self.wait is not None:
+            return self.wait
+        return self._headless()
+
+    def _headless(self) -> bool:
+        """Whether a program runs this notebook (nbclient and all built on it).
+
+        Frontends where a person works send ``allow_stdin`` with each execution; nbclient
+        does not, since nobody could answer.
+        """
+        kernel = getattr(self.shell, "kernel", None)
+        return kernel is not None and not getattr(kernel, "_allow_stdin", True)
+
+    def _show(self, job: Job, wait: bool | None) -> None:
+        from ._views import JobView, follow_in_text
+
+        blocking = self._should_wait(wait)
+        has_kernel = getattr(self.shell, "kernel", None) is not None
+        if has_kernel and self._headless():
+            if not blocking:
+                print(job.status_line())
+                return
+        else:
+            view = JobView(
+                job,
+                log_lines=self.log_lines,
+                save_dir=self.save_dir or ".",
+                show_video=not blocking,
+            )
+            self.views[job.local_id] = view
+            display(view)
+            if not blocking:
+                return
+        if has_kernel:
+            # The job keeps its error; _show_outcome raises it.
+            with contextlib.suppress(Exception):
+                job.wait()
+        else:
+            follow_in_text(job, sys.stdout)
+        self._show_outcome(job)
+
+    def _show_outcome(self, job: Job) -> None:
+        if job.result is None:
+            error = job.error
+            if isinstance(error, LtxError):
+                raise error
+            if error is not None:
+                raise error
+            return
+        if self._headless():
+            print(job.status_line())
+        display(job.video)
+
+    # -- %ltx subcommands -----------------------------------------------------------------------
+
+    def _subcommand(self, name: str, words: list[str]) -> Any:
+        return getattr(self, f"_cmd_{name}")(words)
+
+    def _cmd_jobs(self, words: list[str]) -> None:
+        from ._display import jobs_table
+
+        if words:
+            raise UsageError("%ltx jobs takes no arguments")
+        display(jobs_table(self.session))
+
+    def _cmd_show(self, words: list[str]) -> None:
+        from ._display import entry_video
+
+        job_id = self._one_id("show", words)
+        job = self.session.find(job_id)
+        if job is not None:
+            if job.result is not None:
+                display(job.video)
+            elif job.local_id in self.views:
+                display(self.views[job.local_id])
+            else:
+                print(job.status_line())
+            return
+        entry = self._history_entry(job_id)
+        if entry.video_url:
+            display(entry_video(entry))
+        else:
+            print(f"ltx {entry.request_id} · {entry.status or 'unknown'} · no video recorded")
+
+    def _cmd_cancel(self, words: list[str]) -> None:
+        target = self._one_id("cancel", words)
+        if target == "all":
+            cancelled = self.session.cancel_all()
+            print(f"ltx: asked to cancel {len(cancelled)} job(s)")
+            return
+        job = self.session.find(target)
+        if job is None:
+            entry = self._history_entry(target)
+            try:
+                answer = self.session.cancel_request(
+                    entry.request_id, entry.endpoint, entry.queue_url
+                )
+            except LtxError as error:
+                raise usage_error(error) from None
+            print(f"ltx {entry.request_id}: {answer}")
+            return
+        job.cancel()
+        print(f"ltx {job.request_id or job.short_id}: cancellation requested")
+
+    def _cmd_resume(self, words: list[str]) -> Job:
+        args = words
+        wait = None
+        if "--wait" in args:
+            wait, args = True, [w for w in args if w != "--wait"]
+        if "--no-wait" in args:
+            wait, args = False, [w for w in args if w != "--no-wait"]
+        request_id = self._one_id("resume", args)
+        try:
+            job = self.session.resume(
+                request_id,
+                queue_url=self.queue_url,
+                storage_url=self.storage_url,
+                options=JobOptions(timeout=self.timeout, save_dir=self.save_dir or None),
+            )
+        except (LtxError, ValueError) as error:
+            raise UsageError(f"%ltx resume: {error}") from None
+        self._show(job, wait)
+        return job
+
+    @staticmethod
+    def _one_id(command: str, words: list[str]) -> str:
+        if len(words) != 1:
+            what = "ID or all" if command == "cancel" else "REQUEST_ID"
+            raise UsageError(f"%ltx {command} takes one {what}")
+        return words[0]
+
+    def _history_entry(self, request_id: str) -> Any:
+        try:
+            entry = self.session.history.get(request_id)
+        except ValueError as error:
+            raise UsageError(f"%ltx: {error}") from None
+        if entry is None:
+            raise UsageError(
+                f"%ltx: no job {request_id!r} in this session or in the history "
+                f"({self.session.history.path})"
+            )
+        return entry
+
+    def close(self) -> None:
+        """Stop following jobs (remote requests go on) and stop the worker thread."""
+        for view in self.views.values():
+            view.close()
+        self.views.clear()
+        self.session.close()
+
+
+_loaded: dict[int, LtxMagics] = {}
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext ltx_jupyter``: register the magics (idempotent) and their config."""
+    if id(shell) in _loaded:
+        return
+    magics = LtxMagics(shell=shell)
+    shell.register_magics(magics)
+    if magics not in shell.configurables:
+        shell.configurables.append(magics)
+    _loaded[id(shell)] = magics
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext ltx_jupyter``: stop following jobs locally and stop the worker cleanly.
+
+    Nothing is cancelled remotely: running requests go on, and their ids stay in the history
+    for ``%ltx resume``.
+    """
+    magics = _loaded.pop(id(shell), None)
+    if magics is None:
+        return
+    magics.close()
+    if magics in shell.configurables:
+        shell.configurables.remove(magics)
