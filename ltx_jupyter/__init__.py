@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    AuthenticationError,
     FieldError,
     HTTPError,
     InputError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from .magics import LtxMagics
 
 __all__ = [
+    "AuthenticationError",
     "Completed",
     "FieldError",
     "HTTPError",

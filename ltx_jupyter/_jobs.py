@@ -254,6 +254,7 @@ class Job:
             self.input,
             self._client.queue_url,
             submitted_at=self.submitted_at,
+            status=str(JobStatus.QUEUED),
         )
         if self.cancel_requested:
             self._spawn_cancel()

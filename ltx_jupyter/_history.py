@@ -1,0 +1,304 @@
+"""The request-id journal: every submitted request, so none is lost when a kernel dies.
+
+One JSON object per line, appended and never rewritten. A request's first line is written the
+moment fal answers the submit (before anything else can go wrong); later lines update its status
+and result. Reading folds the lines per request id. A line a crash cut short, or any other line
+that cannot be read, is skipped. Several threads and several processes may append at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: appends are still whole lines, the newline check is best-effort
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "HISTORY_ENV_VAR",
+    "HistoryEntry",
+    "HistoryStore",
+    "default_history_path",
+    "redact_for_history",
+]
+
+HISTORY_ENV_VAR = "LTX_HISTORY_FILE"
+
+#: Statuses after which a request cannot change any more; recording one stamps ``finished_at``.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+#: ``data:`` URIs longer than this are replaced by a placeholder before they are stored.
+MAX_DATA_URI_CHARS = 200
+
+_UPDATE_FIELDS = frozenset({"status", "finished_at", "duration", "video_url", "seed", "error"})
+_KNOWN_KEYS = frozenset({"request_id", "endpoint", "input", "queue_url", "submitted_at"})
+_KNOWN_KEYS |= _UPDATE_FIELDS
+_DATA_URI_HEADER = re.compile(r"data:[^,]{0,100},", re.IGNORECASE)
+
+
+def default_history_path() -> Path:
+    """``$LTX_HISTORY_FILE`` if set, else ``history.jsonl`` in the user data dir for ltx-jupyter."""
+    override = os.environ.get(HISTORY_ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ltx-jupyter")) / "history.jsonl"
+
+
+def redact_for_history(input: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``input`` fit for the journal: no large blobs.
+
+    Every string (at any depth) that is a ``data:`` URI longer than 200 characters becomes a
+    placeholder such as ``data:image/png;base64,… (123456 chars)``; bytes become ``<N bytes>``.
+    """
+    return {str(k): _redact(v) for k, v in input.items()}
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) > MAX_DATA_URI_CHARS and value[:5].lower() == "data:":
+            header = _DATA_URI_HEADER.match(value)
+            prefix = header.group(0) if header else "data:"
+            return f"{prefix}… ({len(value)} chars)"
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {str(k): _redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
+
+
+@dataclass
+class HistoryEntry:
+    """The latest known state of one request, folded from its journal lines."""
+
+    request_id: str
+    endpoint: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    queue_url: str | None = None
+    status: str | None = None
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None
+    video_url: str | None = None
+    seed: int | None = None
+    error: str | None = None
+    #: Keys this version does not know (written by a newer version), kept as read.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def prompt_start(self, n: int = 40) -> str:
+        """The prompt's first ``n`` characters on one line, with ``…`` if it was cut."""
+        prompt = self.input.get("prompt")
+        if not isinstance(prompt, str):
+            return ""
+        text = " ".join(prompt.split())
+        return text if len(text) <= n else text[: max(0, n - 1)].rstrip() + "…"
+
+    def _apply(self, record: Mapping[str, Any]) -> None:
+        for key, value in record.items():
+            if key in ("request_id", "event", "v"):
+                continue
+            if key not in _KNOWN_KEYS:
+                self.extra[key] = value
+            elif key in ("submitted_at", "finished_at"):
+                parsed = _parse_time(value)
+                if parsed is not None:
+                    setattr(self, key, parsed)
+            elif key == "input":
+                if isinstance(value, dict):
+                    self.input = value
+            elif key == "duration":
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.duration = float(value)
+            elif key == "seed":
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.seed = value
+            elif value is None or isinstance(value, str):
+                setattr(self, key, value)
+
+
+class HistoryStore:
+    """The journal file at ``path`` (default: :func:`default_history_path`).
+
+    Writes go straight to disk (``fsync``) before the call returns. The file and its folder are
+    created, private to the user, on the first write.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_history_path()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HistoryStore({str(self.path)!r})"
+
+    def record_submit(
+        self,
+        request_id: str,
+        endpoint: str,
+        input: Mapping[str, Any],
+        queue_url: str | None,
+        *,
+        submitted_at: datetime | float | None = None,
+        status: str = "IN_QUEUE",
+    ) -> None:
+        """Record a request the moment its submit is answered. ``input`` is stored redacted."""
+        self._append(
+            {
+                "event": "submit",
+                "request_id": request_id,
+                "endpoint": endpoint,
+                "input": redact_for_history(input),
+                "queue_url": queue_url,
+                "status": status,
+                "submitted_at": _format_time(submitted_at),
+            }
+        )
+
+    def record_update(self, request_id: str, **fields: Any) -> None:
+        """Record a change to a request: any of ``status``, ``finished_at``, ``duration``,
+        ``video_url``, ``seed``, ``error``.
+
+        A terminal status (``completed``, ``failed``, ``cancelled``) without ``finished_at``
+        is stamped with the current time. Unknown field names raise ``TypeError``.
+        """
+        unknown = sorted(set(fields) - _UPDATE_FIELDS)
+        if unknown:
+            allowed = ", ".join(sorted(_UPDATE_FIELDS))
+            raise TypeError(f"unknown history field(s) {', '.join(unknown)}; allowed: {allowed}")
+        record: dict[str, Any] = {"event": "update", "request_id": request_id, **fields}
+        if "finished_at" in fields:
+            record["finished_at"] = _format_time(fields["finished_at"])
+        elif str(fields.get("status", "")).lower() in TERMINAL_STATUSES:
+            record["finished_at"] = _format_time(None)
+        if fields.get("error") is not None:
+            record["error"] = str(fields["error"])
+        self._append(record)
+
+    def entries(self) -> list[HistoryEntry]:
+        """Every recorded request in its latest state, the most recently submitted first."""
+        folded: dict[str, HistoryEntry] = {}
+        for record in self._records():
+            request_id = record["request_id"]
+            entry = folded.get(request_id)
+            if entry is None:
+                entry = folded[request_id] = HistoryEntry(request_id=request_id)
+            entry._apply(record)
+        # The journal is appended at submit time, so file order is submission order.
+        return list(reversed(folded.values()))
+
+    def get(self, request_id: str) -> HistoryEntry | None:
+        """The entry for ``request_id``, or for the one request id starting with it.
+
+        Returns ``None`` if nothing matches; raises ``ValueError`` if a prefix matches several.
+        """
+        if not request_id:
+            raise ValueError("empty request id")
+        entries = self.entries()
+        for entry in entries:
+            if entry.request_id == request_id:
+                return entry
+        matches = [e for e in entries if e.request_id.startswith(request_id)]
+        if len(matches) > 1:
+            shown = ", ".join(e.request_id for e in matches[:5])
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+            raise ValueError(
+                f"request id prefix {request_id!r} is ambiguous: it matches {shown}{more}"
+            )
+        return matches[0] if matches else None
+
+    # -- the file --------------------------------------------------------------------------
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        data = (line + "\n").encode("utf-8")
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if fcntl is not None:
+                    # Other processes' writes must be complete for the newline check below.
+                    # Some network filesystems refuse locks; appends stay whole lines anyway.
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                # A process killed mid-write leaves a line without its newline; start on a fresh
+                # line so this record is not glued to the remains and lost with them.
+                if size and _last_byte(self.path, size) != b"\n":
+                    data = b"\n" + data
+                # One write() per record: with O_APPEND, concurrent appenders do not interleave.
+                written = os.write(fd, data)
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _records(self) -> list[dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get("request_id"), str):
+                records.append(record)
+        return records
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(size - 1)
+            return f.read(1)
+    except OSError:
+        return b"\n"
+
+
+def _format_time(value: datetime | float | str | None) -> str:
+    if value is None:
+        moment = datetime.now(timezone.utc)
+    elif isinstance(value, datetime):
+        moment = value if value.tzinfo else value.astimezone()
+    elif isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value, timezone.utc)
+    else:
+        parsed = _parse_time(value)
+        if parsed is None:
+            raise ValueError(f"not a time: {value!r}")
+        moment = parsed
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    return text if len(text) <= MAX_DATA_URI_CHARS else text[:MAX_DATA_URI_CHARS] + "…"

@@ -1,0 +1,39 @@
+"""Step progress read from a log line: ``(done, total)`` or ``None``.
+
+Only a few unambiguous shapes count, so that counts of other things (``Loading model 1/3
+shards``) are not taken for denoising steps:
+
+- tqdm with a bar: `` 40%|████      | 12/30 [00:05<00:07, 2.34it/s]``
+- tqdm without a bar, recognised by its time bracket: ``12/30 [00:05<00:07, 2.34it/s]``
+- ``step 12/30``, ``Step 12 of 30``, ``steps: 12/30`` (any case)
+
+A line with several matches (a bar redrawn with carriage returns) gives the last one.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_progress"]
+
+_PATTERNS = (
+    # tqdm's "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
+    re.compile(r"\d{1,3}%\|[^|\r\n]*\|\s*(\d{1,9})/(\d{1,9})\b"),
+    # tqdm's "{n_fmt}/{total_fmt} [{elapsed}<{remaining}"; remaining is "?" at first
+    re.compile(r"\b(\d{1,9})/(\d{1,9})\s*\[\s*(?:\d+d,\s*)?[\d:]+<(?:[\d:]+|\?)"),
+    re.compile(r"\bsteps?\s*:?\s*(\d{1,9})\s*(?:/|\bof\b)\s*(\d{1,9})\b", re.IGNORECASE),
+)
+
+
+def parse_progress(message: str) -> tuple[int, int] | None:
+    """The ``(done, total)`` step count in ``message``, or ``None`` if it reports no steps.
+
+    Impossible counts (``total`` of 0, ``done`` above ``total``) give ``None``.
+    """
+    best: tuple[int, int, int] | None = None  # (end, done, total) of the last valid match
+    for pattern in _PATTERNS:
+        for match in pattern.finditer(message):
+            done, total = int(match.group(1)), int(match.group(2))
+            if total > 0 and done <= total and (best is None or match.end() > best[0]):
+                best = (match.end(), done, total)
+    return None if best is None else (best[1], best[2])

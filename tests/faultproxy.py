@@ -1,0 +1,212 @@
+"""A loopback TCP proxy that injects network faults between a client and the local server.
+
+Rules match a request by method and path (a regex) and act on it: answer an HTTP status
+(429 with ``Retry-After``, 500, 502, 503, 504...), reset the connection before the request
+reaches the server, stall before forwarding, or cut a status stream after N events. Each rule
+fires ``times`` times. ``injected`` counts what was done, by kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import struct
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+Action = Literal["status", "reset", "stall", "cut_stream", "garbage"]
+_REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (\S+) HTTP/1\.[01]\r\n")
+
+
+@dataclass
+class Rule:
+    method: str | None
+    path: str
+    action: Action
+    times: int = 1
+    status: int = 503
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b'{"detail": "injected fault"}'
+    seconds: float = 0.0
+    events: int = 1
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.fired >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return re.search(self.path, path) is not None
+
+
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    408: "Request Timeout",
+}
+
+
+class FaultProxy:
+    """Forwards ``127.0.0.1:<port>`` to ``upstream`` (a base URL), applying :class:`Rule`s."""
+
+    def __init__(self, upstream_url: str) -> None:
+        host_port = upstream_url.split("://", 1)[1].rstrip("/")
+        host, port = host_port.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.rules: list[Rule] = []
+        self.injected: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(
+        self, action: Action, path: str = "", method: str | None = None, **options: object
+    ) -> Rule:
+        rule = Rule(method=method, path=path, action=action, **options)  # type: ignore[arg-type]
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def _take(self, method: str, path: str) -> Rule | None:
+        with self._lock:
+            self.requests[f"{method} {path.split('?')[0]}"] += 1
+            for rule in self.rules:
+                if rule.matches(method, path):
+                    rule.fired += 1
+                    self.injected[rule.action if rule.action != "status" else str(rule.status)] += 1
+                    return rule
+        return None
+
+    def start(self) -> FaultProxy:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fault-proxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            _reset(writer)
+            return
+        cut_after: list[int | None] = [None]
+
+        async def client_to_server() -> None:
+            while data := await reader.read(65536):
+                match = _REQUEST_LINE.match(data)
+                if match:
+                    rule = self._take(match.group(1).decode(), match.group(2).decode())
+                    if rule is not None:
+                        if rule.action == "reset":
+                            _reset(writer)
+                            up_writer.close()
+                            return
+                        if rule.action in ("status", "garbage"):
+                            writer.write(_canned(rule))
+                            await writer.drain()
+                            writer.close()
+                            up_writer.close()
+                            return
+                        if rule.action == "stall":
+                            await asyncio.sleep(rule.seconds)
+                        if rule.action == "cut_stream":
+                            cut_after[0] = rule.events
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def server_to_client() -> None:
+            seen = 0
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+                if cut_after[0] is not None:
+                    seen += data.count(b"data:")
+                    if seen >= cut_after[0]:
+                        _reset(writer)
+                        up_writer.close()
+                        return
+            writer.close()
+
+        tasks = [
+            asyncio.ensure_future(client_to_server()),
+            asyncio.ensure_future(server_to_client()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, timeout=0.5)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            for w in (writer, up_writer):
+                w.close()
+
+
+def _canned(rule: Rule) -> bytes:
+    if rule.action == "garbage":
+        body = rule.body
+        head = f"HTTP/1.1 {rule.status} X\r\nContent-Type: application/json\r\n"
+    else:
+        body = rule.body
+        head = f"HTTP/1.1 {rule.status} {_REASONS.get(rule.status, 'Error')}\r\n"
+        head += "Content-Type: application/json\r\n"
+    for name, value in rule.headers.items():
+        head += f"{name}: {value}\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST, as a dropped connection looks to the client."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
