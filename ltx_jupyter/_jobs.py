@@ -508,8 +508,9 @@ class JobSession:
         return matches[-1] if len(matches) == 1 else None
 
     def cancel_all(self) -> list[Job]:
-        """Ask the server to cancel every job of this session that has not ended."""
-        running = [job for job in self.jobs if not job.done]
+        """Ask the server to cancel every job of this session that has not ended (and was
+        not asked already); returns them."""
+        running = [job for job in self.jobs if not job.done and not job.cancel_requested]
         for job in running:
             job.cancel()
         return running
