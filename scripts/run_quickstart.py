@@ -30,7 +30,9 @@ def main(name: str = "quickstart") -> int:
     source = NOTEBOOKS / f"{name}.ipynb"
     notebook = nbformat.read(source, as_version=4)
     started = time.monotonic()
-    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     executed = NOTEBOOKS / f"{name}.executed.ipynb"
     nbformat.write(notebook, executed)
     videos = video_outputs(notebook)

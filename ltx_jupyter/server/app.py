@@ -1,0 +1,621 @@
+"""The fal-compatible queue API as a Starlette app: :func:`create_app`.
+
+Routes (see ``/work/shared/fal-queue-protocol.md`` for the wire format they follow)::
+
+    POST /{endpoint_id}                              submit (any depth of endpoint id)
+    GET  /{app}/requests/{id}/status                 status (202 pending, 200 completed)
+    GET  /{app}/requests/{id}/status/stream          server-sent status events
+    GET  /{app}/requests/{id}                        result
+    PUT  /{app}/requests/{id}/cancel                 cancel
+    POST /storage/upload/initiate                    start an upload
+    PUT  /storage/upload/{upload_id}                 the upload's bytes
+    GET  /files/{request_or_upload_id}/{name}        outputs and uploads (HTTP Range works)
+    GET  /health, /_local/stats, /_local/requests/{id}
+
+``{app}`` is ``[namespace/]owner/alias``: the endpoint id without its sub-path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import re
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._errors import FieldError
+from .._schema import check_input
+from .config import ServerConfig
+from .engines import Engine, get_engine
+from .queue import CANCELLED, COMPLETED, IN_QUEUE, TIMED_OUT, RequestQueue, RequestRecord
+from .storage import Storage
+
+__all__ = ["create_app", "parse_endpoint_id"]
+
+logger = logging.getLogger(__name__)
+
+NAMESPACES = ("workflows", "comfy")
+#: First path segments that are this server's own routes, never endpoint owners.
+RESERVED = frozenset({"storage", "files", "health", "_local"})
+REQUEST_ID_HEADER = "x-fal-request-id"
+AUTH_DETAIL = (
+    "Missing or invalid credentials: send 'Authorization: Key <key>' with the key this "
+    "server was started with (--key or LTX_SERVER_KEY)."
+)
+KINDS = ("submit", "status", "stream", "result", "cancel", "upload", "file", "other")
+_LEGACY_ID = re.compile(r"^([0-9]+)-([a-zA-Z0-9-]+)$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def parse_endpoint_id(endpoint_id: str) -> tuple[str, str]:
+    """Split an endpoint id into ``(normalised id, app path)``; ``ValueError`` if invalid.
+
+    The app path is ``[namespace/]owner/alias``, the prefix of the per-request URLs.
+    ``1234-myapp`` is the legacy spelling of ``1234/myapp``.
+    """
+    text = endpoint_id.strip("/")
+    legacy = _LEGACY_ID.match(text)
+    if legacy:
+        text = f"{legacy.group(1)}/{legacy.group(2)}"
+    parts = text.split("/")
+    needed = 3 if parts[0] in NAMESPACES else 2
+    if len(parts) < needed or not all(parts) or parts[0] in RESERVED:
+        shape = "namespace/owner/alias[/path]" if needed == 3 else "owner/alias[/path]"
+        raise ValueError(
+            f"Invalid endpoint id {endpoint_id!r}: expected {shape}, e.g. fal-ai/ltx-video"
+        )
+    return text, "/".join(parts[:needed])
+
+
+def _detail(status_code: int, detail: Any, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _TRUE
+
+
+class _Stats:
+    """Counts of handled HTTP requests, by kind and by request id."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_kind: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.by_request: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0})
+
+    def record(self, kind: str, request_id: str | None) -> None:
+        self.total += 1
+        self.by_kind[kind] += 1
+        if request_id:
+            counts = self.by_request[request_id]
+            counts[kind] = counts.get(kind, 0) + 1
+            counts["total"] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_kind": dict(self.by_kind),
+            "by_request": {k: dict(v) for k, v in self.by_request.items()},
+        }
+
+
+def _classify(method: str, path: str) -> str:
+    if path.startswith("/storage/upload"):
+        return "upload"
+    if path.startswith("/files/"):
+        return "file"
+    if "/requests/" in path and not path.startswith("/_local/"):
+        if path.endswith("/status/stream"):
+            return "stream"
+        if path.endswith("/status"):
+            return "status"
+        if path.endswith("/cancel"):
+            return "cancel"
+        if method in ("GET", "HEAD"):
+            return "result"
+    if method == "POST" and not path.startswith("/_local/"):
+        return "submit"
+    return "other"
+
+
+class _StatsMiddleware:
+    """Counts each response by kind, and by the request id its ``x-fal-request-id`` names."""
+
+    def __init__(self, app: ASGIApp, stats: _Stats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        kind = _classify(scope["method"], scope["path"])
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                request_id = Headers(raw=message.get("headers", [])).get(REQUEST_ID_HEADER)
+                self.stats.record(kind, request_id)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+class _AuthMiddleware:
+    """Requires ``Authorization: Key <key>`` on every route but ``/health`` and ``/files/``."""
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app = app
+        self.key = key.encode() if key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or self.key is None
+            or path == "/health"
+            or path.startswith("/files/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() != "key" or not hmac.compare_digest(
+            credentials.strip().encode(), self.key
+        ):
+            response = _detail(401, AUTH_DETAIL, headers={"WWW-Authenticate": "Key"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _Server:
+    """The app's shared state: config, storage, engine, queue, stats and webhook sender."""
+
+    def __init__(self, config: ServerConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.storage = Storage(config.data_dir)
+        self.queue = RequestQueue(
+            engine, self.storage, concurrency=config.concurrency, on_complete=self._completed
+        )
+        self.stats = _Stats()
+        self._webhooks: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=10.0)
+        await self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+        if self._webhooks:
+            await asyncio.wait(self._webhooks, timeout=5.0)
+            for task in self._webhooks:
+                task.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+
+    def base_url(self, request: Request) -> str:
+        return self.config.public_url or str(request.base_url).rstrip("/")
+
+    def _completed(self, record: RequestRecord) -> None:
+        if record.webhook_url:
+            task = asyncio.get_running_loop().create_task(self._send_webhook(record))
+            self._webhooks.add(task)
+            task.add_done_callback(self._webhooks.discard)
+
+    async def _send_webhook(self, record: RequestRecord) -> None:
+        assert record.webhook_url is not None and self._http is not None
+        payload = {
+            "request_id": record.request_id,
+            "status": "ERROR" if record.error else "OK",
+            "payload": record.output,
+            "error": record.error,
+        }
+        try:
+            response = await self._http.post(record.webhook_url, json=payload)
+            if response.status_code >= 400:
+                logger.warning(
+                    "webhook for request %s answered HTTP %s",
+                    record.request_id,
+                    response.status_code,
+                )
+        except httpx.HTTPError as exc:
+            logger.warning("webhook for request %s failed: %s", record.request_id, exc)
+
+
+def _request_headers(record: RequestRecord) -> dict[str, str]:
+    return {REQUEST_ID_HEADER: record.request_id}
+
+
+def _status_body(
+    server: _Server, record: RequestRecord, logs: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A status object as fal's queue sends it (protocol §5)."""
+    body: dict[str, Any] = {"status": record.state, "request_id": record.request_id}
+    if record.state == IN_QUEUE:
+        body["queue_position"] = server.queue.queue_position(record)
+    else:
+        body["logs"] = logs
+    if record.state == COMPLETED:
+        body["metrics"] = {
+            "inference_time": record.inference_time,
+            "completed_at": record.completed_at,
+        }
+        if record.error is not None:
+            body["error"] = record.error
+            body["error_type"] = record.error_type
+    body["response_url"] = record.request_url
+    return body
+
+
+def _server(request: Request) -> _Server:
+    return request.app.state.server  # type: ignore[no-any-return]
+
+
+def _find(request: Request) -> RequestRecord | None:
+    """The request the URL names, if it exists under this app path."""
+    record = _server(request).queue.get(request.path_params["request_id"])
+    if record is None or request.path_params["app_path"].strip("/") != record.app_path:
+        return None
+    return record
+
+
+# -- queue routes ------------------------------------------------------------------------------
+
+
+async def submit(request: Request) -> Response:
+    """``POST /{endpoint_id}``: validate and queue a request."""
+    if request.method != "POST":
+        raise HTTPException(404)
+    server = _server(request)
+    try:
+        endpoint_id, app_path = parse_endpoint_id(request.path_params["endpoint_id"])
+    except ValueError as exc:
+        return _detail(404, str(exc))
+
+    priority = (request.headers.get("x-fal-queue-priority") or "normal").strip().lower()
+    if priority not in ("normal", "low"):
+        return _detail(
+            400,
+            "X-Fal-Queue-Priority must be 'normal' or 'low', "
+            f"got {request.headers['x-fal-queue-priority']!r}",
+            error_type="bad_request",
+        )
+    start_timeout: float | None = None
+    raw_timeout = request.headers.get("x-fal-request-timeout")
+    if raw_timeout is not None:
+        try:
+            start_timeout = float(raw_timeout)
+        except ValueError:
+            start_timeout = math.nan
+        if not math.isfinite(start_timeout) or start_timeout <= 1:
+            return _detail(
+                400,
+                f"X-Fal-Request-Timeout must be a number of seconds greater than 1, "
+                f"got {raw_timeout!r}",
+                error_type="bad_request",
+            )
+    webhook = request.query_params.get("fal_webhook")
+    if webhook is not None and not re.match(r"^https?://[^/\s]+", webhook):
+        return _detail(400, "fal_webhook must be an http(s) URL", error_type="bad_request")
+
+    try:
+        data = json.loads(await request.body() or b"null")
+    except ValueError:
+        error = FieldError(("body",), "is not valid JSON", "json_invalid")
+        return _detail(422, [error.to_detail()])
+    errors = check_input(endpoint_id, data, allow_files=False)
+    if isinstance(data, Mapping):
+        seen = {e.loc for e in errors}
+        errors += [e for e in server.engine.validate(endpoint_id, data) if e.loc not in seen]
+    if errors:
+        return _detail(422, [e.to_detail() for e in errors])
+
+    record = server.queue.submit(
+        endpoint_id,
+        app_path,
+        dict(data),
+        base_url=server.base_url(request),
+        priority=priority,
+        start_timeout=start_timeout,
+        webhook_url=webhook,
+        runner_hint=request.headers.get("x-fal-runner-hint"),
+    )
+    return JSONResponse(
+        {
+            "status": IN_QUEUE,
+            "request_id": record.request_id,
+            "queue_position": server.queue.queue_position(record),
+            "response_url": record.request_url,
+            "status_url": record.request_url + "/status",
+            "cancel_url": record.request_url + "/cancel",
+        },
+        headers=_request_headers(record),
+    )
+
+
+async def status(request: Request) -> Response:
+    """``GET .../requests/{id}/status``: 202 while pending, 200 once completed."""
+    record = _find(request)
+    if record is None:
+        return _detail(404, "Request not found")
+    server = _server(request)
+    logs = server.queue.logs(record) if _truthy(request.query_params.get("logs")) else None
+    return JSONResponse(
+        _status_body(server, record, logs),
+        status_code=200 if record.state == COMPLETED else 202,
+        headers=_request_headers(record),
+    )
+
+
+async def status_stream(request: Request) -> Response:
+    """``GET .../requests/{id}/status/stream``: one event per change, until COMPLETED."""
+    record = _find(request)
+    if record is None:
+        return _detail(404, "Request not found")
+    server = _server(request)
+    with_logs = _truthy(request.query_params.get("logs"))
+    return StreamingResponse(
+        _events(server, record, with_logs),
+        media_type="text/event-stream",
+        headers={
+            **_request_headers(record),
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+async def _events(server: _Server, record: RequestRecord, with_logs: bool) -> AsyncIterator[str]:
+    queue = server.queue
+    interval = server.config.ping_interval
+    loop = asyncio.get_running_loop()
+    sent_logs = 0
+    last: tuple[str, int | None] | None = None
+    last_write = loop.time()
+    while True:
+        version = queue.version
+        state = record.state
+        position = queue.queue_position(record)
+        new_logs = queue.logs(record, sent_logs) if with_logs and state != IN_QUEUE else []
+        if (state, position) != last or new_logs:
+            body = _status_body(server, record, new_logs if with_logs else None)
+            yield f"data: {json.dumps(body)}\n\n"
+            sent_logs += len(new_logs)
+            last = (state, position)
+            last_write = loop.time()
+        if state == COMPLETED:
+            return
+        # Any request's change wakes every stream; a ping goes out after `interval` of silence
+        # on this one.
+        silence = loop.time() - last_write
+        if silence >= interval:
+            yield ": ping\n\n"
+            last_write = loop.time()
+            continue
+        if queue.closing:
+            return  # the server is shutting down: a stream that ends early is not a result
+        await queue.wait_for_change(version, interval - silence)
+
+
+async def result(request: Request) -> Response:
+    """``GET .../requests/{id}``: the output, or the error the request ended with."""
+    record = _find(request)
+    if record is None:
+        return _detail(404, "Request not found")
+    headers = _request_headers(record)
+    if record.state != COMPLETED:
+        return _detail(400, "Request is still in progress", headers=headers)
+    if record.error is None:
+        return JSONResponse(record.output, headers=headers)
+    headers["x-fal-error-type"] = record.error_type or "internal_error"
+    if (record.error, record.error_type) == CANCELLED:
+        return _detail(400, record.error, error_type=record.error_type, headers=headers)
+    if (record.error, record.error_type) == TIMED_OUT:
+        headers["X-Fal-Request-Timeout-Type"] = "user"
+        return _detail(504, record.error, error_type=record.error_type, headers=headers)
+    return _detail(500, record.error, error_type=record.error_type, headers=headers)
+
+
+async def cancel(request: Request) -> Response:
+    """``PUT .../requests/{id}/cancel``: 202 requested, 400 already completed, 404 unknown."""
+    record = _find(request)
+    if record is None:
+        return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+    outcome = _server(request).queue.cancel(record.request_id)
+    if outcome == "already_completed":
+        return JSONResponse(
+            {"status": "ALREADY_COMPLETED"}, status_code=400, headers=_request_headers(record)
+        )
+    return JSONResponse(
+        {"status": "CANCELLATION_REQUESTED"}, status_code=202, headers=_request_headers(record)
+    )
+
+
+# -- storage and files -------------------------------------------------------------------------
+
+
+async def upload_initiate(request: Request) -> Response:
+    """``POST /storage/upload/initiate``: answer where to PUT the bytes and the file's URL."""
+    server = _server(request)
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        error = FieldError(("body",), "must be a JSON object", "dict_type")
+        return _detail(422, [error.to_detail()])
+    info = server.storage.new_upload(body.get("file_name"), body.get("content_type"))
+    base = server.base_url(request)
+    return JSONResponse(
+        {
+            "upload_url": f"{base}/storage/upload/{info.upload_id}",
+            "file_url": f"{base}/files/{info.upload_id}/{info.file_name}",
+        }
+    )
+
+
+async def upload_put(request: Request) -> Response:
+    """``PUT /storage/upload/{upload_id}``: store the bytes (413 beyond the size limit)."""
+    server = _server(request)
+    info = server.storage.upload_info(request.path_params["upload_id"])
+    if info is None:
+        return _detail(404, "Upload not found")
+    limit = server.config.max_upload_bytes
+    too_large = _detail(413, f"File too large: the limit is {limit // (1024 * 1024)} MiB")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return too_large
+    path = server.storage.upload_path(info)
+    partial = path.with_name(path.name + ".partial")
+    size = 0
+    with partial.open("wb") as handle:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                break
+            handle.write(chunk)
+    if size > limit:
+        partial.unlink(missing_ok=True)
+        return too_large
+    partial.replace(path)
+    base = server.base_url(request)
+    return JSONResponse({"file_url": f"{base}/files/{info.upload_id}/{info.file_name}"})
+
+
+async def files(request: Request) -> Response:
+    """``GET /files/{id}/{name}``: an output or an upload, with HTTP Range support."""
+    server = _server(request)
+    owner_id, name = request.path_params["owner_id"], request.path_params["name"]
+    path = server.storage.resolve(owner_id, name)
+    if path is None:
+        raise HTTPException(404)
+    headers = {"Cache-Control": "public, max-age=3600"}
+    if server.queue.get(owner_id) is not None:
+        headers[REQUEST_ID_HEADER] = owner_id
+    return FileResponse(
+        path, media_type=server.storage.content_type(owner_id, name), headers=headers
+    )
+
+
+# -- local extras ------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    """``GET /health``: liveness, the engine's name and request counts by state."""
+    server = _server(request)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "engine": server.engine.name,
+            "concurrency": server.config.concurrency,
+            "requests": server.queue.counts(),
+        }
+    )
+
+
+async def local_stats(request: Request) -> Response:
+    """``GET /_local/stats``: HTTP requests handled, by kind and by request id."""
+    return JSONResponse(_server(request).stats.to_json())
+
+
+async def local_request(request: Request) -> Response:
+    """``GET /_local/requests/{id}``: where a request is and its timings (epoch seconds)."""
+    server = _server(request)
+    record = server.queue.get(request.path_params["request_id"])
+    if record is None:
+        return _detail(404, "Request not found")
+    return JSONResponse(
+        {
+            "request_id": record.request_id,
+            "endpoint": record.endpoint_id,
+            "app_path": record.app_path,
+            "state": record.state,
+            "priority": record.priority,
+            "queue_position": server.queue.queue_position(record),
+            "created_at": record.created_at,
+            "started_at": record.started_at,
+            "completed_at": record.completed_at,
+            "inference_time": record.inference_time,
+            "error": record.error,
+            "error_type": record.error_type,
+            "log_count": len(record.logs),
+        },
+        headers=_request_headers(record),
+    )
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
+    return _detail(exc.status_code, detail, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _detail(500, "Internal server error", error_type="internal_error")
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    """Build the server app for ``config`` (default :class:`ServerConfig`).
+
+    The engine is built at once (an unknown name raises ``ValueError``); the workers start
+    with the app's lifespan.
+    """
+    config = config or ServerConfig()
+    engine = get_engine(config.engine, **config.engine_options())
+    server = _Server(config, engine)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app_path = "/{app_path:path}/requests/{request_id}"
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/_local/stats", local_stats, methods=["GET"]),
+        Route("/_local/requests/{request_id}", local_request, methods=["GET"]),
+        Route("/storage/upload/initiate", upload_initiate, methods=["POST"]),
+        Route("/storage/upload/{upload_id}", upload_put, methods=["PUT"]),
+        Route("/files/{owner_id}/{name}", files, methods=["GET", "HEAD"]),
+        Route(app_path + "/status/stream", status_stream, methods=["GET"]),
+        Route(app_path + "/status", status, methods=["GET"]),
+        Route(app_path + "/cancel", cancel, methods=["PUT"]),
+        Route(app_path, result, methods=["GET"]),
+        Route(
+            "/{endpoint_id:path}",
+            submit,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+    ]
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: _http_error,
+        Exception: _internal_error,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.server = server
+    app.add_middleware(_AuthMiddleware, key=config.key)
+    app.add_middleware(_StatsMiddleware, stats=server.stats)
+    return app

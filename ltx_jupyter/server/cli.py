@@ -1,0 +1,117 @@
+"""``ltx-jupyter serve``: run the local fal-compatible server from a shell.
+
+It prints one line, ``LTX_QUEUE_URL=http://127.0.0.1:8000``, then serves until interrupted.
+The key comes from ``--key`` or the ``LTX_SERVER_KEY`` environment variable and is never
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .config import ServerConfig
+from .engines import available_engines
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ltx-jupyter`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="ltx-jupyter", description="ltx-jupyter tools: a fal-compatible local server."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="run the local fal-compatible queue server (the default command)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port, 0 for a free one (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--key",
+        default=None,
+        help="require 'Authorization: Key <KEY>' (default: $LTX_SERVER_KEY, else no key)",
+    )
+    serve.add_argument(
+        "--engine",
+        default="synthetic",
+        help=f"engine: {', '.join(available_engines())} (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--concurrency", type=int, default=2, help="jobs run at once (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--data-dir", default=None, help="where outputs and uploads go (default: a temp dir)"
+    )
+    serve.add_argument("--width", type=int, default=None, help="default clip width")
+    serve.add_argument("--height", type=int, default=None, help="default clip height")
+    serve.add_argument("--frames", type=int, default=None, help="default number of frames")
+    serve.add_argument("--fps", type=float, default=None, help="default frames per second")
+    serve.add_argument(
+        "--step-seconds", type=float, default=None, help="synthetic engine: seconds per step"
+    )
+    serve.add_argument(
+        "--public-url", default=None, help="base URL put in answers (default: the request's)"
+    )
+    serve.add_argument(
+        "--log-level", default="info", help="uvicorn log level (default: %(default)s)"
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .local import UvicornServer, bind_socket, url_for
+
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "key": args.key or os.environ.get("LTX_SERVER_KEY") or None,
+        "engine": args.engine,
+        "concurrency": args.concurrency,
+        "width": args.width,
+        "height": args.height,
+        "num_frames": args.frames,
+        "fps": args.fps,
+        "step_seconds": args.step_seconds,
+        "public_url": args.public_url,
+    }
+    if args.data_dir:
+        options["data_dir"] = args.data_dir
+    try:
+        config = ServerConfig(**options)
+        app = create_app(config)
+        sock = bind_socket(config.host, config.port)
+    except (ValueError, OSError) as exc:
+        print(f"ltx-jupyter serve: {exc}", file=sys.stderr)
+        return 2
+    url = config.public_url or url_for(config.host, sock.getsockname()[1])
+    print(f"LTX_QUEUE_URL={url}", flush=True)
+    uvicorn_config = uvicorn.Config(
+        app, log_level=args.log_level, lifespan="on", timeout_graceful_shutdown=3
+    )
+    server = UvicornServer(uvicorn_config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ltx-jupyter``; ``serve`` is the default command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    parser.print_help()
+    return 2

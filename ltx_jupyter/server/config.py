@@ -1,0 +1,65 @@
+"""The local server's settings."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MAX_UPLOAD_BYTES", "ServerConfig"]
+
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+
+
+def _fresh_data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="ltx-server-"))
+
+
+@dataclass
+class ServerConfig:
+    """How the local fal-compatible server runs.
+
+    ``key``: when set, every route but ``/health`` and ``/files/...`` needs
+    ``Authorization: Key <key>``. ``engine`` names an engine of
+    :func:`ltx_jupyter.server.engines.get_engine`; ``width``, ``height``, ``num_frames``,
+    ``fps`` and ``step_seconds`` are its defaults (None: the engine's own). ``concurrency``
+    jobs run at once, the rest queue. ``data_dir`` holds outputs and uploads (default: a fresh
+    temporary directory). ``ping_interval``: seconds between ``: ping`` comments on status
+    streams. ``public_url``: the base URL put in answers (default: the request's own base URL).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    key: str | None = field(default=None, repr=False)
+    engine: str = "synthetic"
+    concurrency: int = 2
+    data_dir: Path = field(default_factory=_fresh_data_dir)
+    width: int | None = None
+    height: int | None = None
+    num_frames: int | None = None
+    fps: float | None = None
+    step_seconds: float | None = None
+    ping_interval: float = 5.0
+    public_url: str | None = None
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.ping_interval <= 0:
+            raise ValueError(f"ping_interval must be positive, got {self.ping_interval}")
+        if self.public_url is not None:
+            self.public_url = self.public_url.rstrip("/")
+
+    def engine_options(self) -> dict[str, Any]:
+        """The options passed to the engine (unset ones left to its defaults)."""
+        options = {
+            "width": self.width,
+            "height": self.height,
+            "num_frames": self.num_frames,
+            "fps": self.fps,
+            "step_seconds": self.step_seconds,
+        }
+        return {k: v for k, v in options.items() if v is not None}

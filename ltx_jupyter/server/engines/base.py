@@ -1,0 +1,95 @@
+"""What an engine is: it turns one request's input into output files and JSON, knowing no HTTP.
+
+The server hands an engine an :class:`EngineTask` (the input, a log callback, a cancel flag, an
+output directory) and runs :meth:`Engine.run` on a worker thread. The engine logs as it goes,
+checks :meth:`EngineTask.cancelled` between steps and raises :class:`EngineCancelled` when it
+is set, and returns an :class:`EngineOutput`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..._errors import FieldError
+
+__all__ = [
+    "Engine",
+    "EngineCancelled",
+    "EngineError",
+    "EngineOutput",
+    "EngineTask",
+]
+
+
+class EngineCancelled(Exception):
+    """Raised by an engine that saw :meth:`EngineTask.cancelled` and stopped."""
+
+
+class EngineError(Exception):
+    """A run failed for a reason worth showing the user; ``error_type`` goes on the wire."""
+
+    def __init__(self, message: str, *, error_type: str = "internal_error") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+@dataclass
+class EngineOutput:
+    """The endpoint's output JSON, and the names of the files written to the output directory."""
+
+    output: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+
+
+class EngineTask(Protocol):
+    """One request as an engine sees it."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def endpoint_id(self) -> str: ...
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The request's input JSON (a private copy)."""
+        ...
+
+    @property
+    def output_dir(self) -> Path:
+        """An existing directory for this request's output files."""
+        ...
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Append a log line to the request (thread-safe; streamed to clients at once)."""
+        ...
+
+    def cancelled(self) -> bool:
+        """True once the request was asked to cancel; the engine should stop soon after."""
+        ...
+
+    def file_url(self, name: str) -> str:
+        """The URL at which the server serves ``output_dir / name``."""
+        ...
+
+    def read_local_file(self, url: str) -> bytes | None:
+        """The bytes behind ``url`` if it is a file this server stores, else None."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A video engine: a name, an input check run before queueing, and a blocking run."""
+
+    name: str
+
+    def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
+        """Field errors the engine finds in ``data`` beyond the endpoint schema's own checks."""
+        ...
+
+    def run(self, task: EngineTask) -> EngineOutput:
+        """Produce the output; runs on a worker thread and may block for a long time."""
+        ...

@@ -1,0 +1,420 @@
+"""The request store and the bounded worker pool.
+
+Requests wait in one queue ordered by priority (``normal`` before ``low``) then arrival;
+``concurrency`` of them run at once, each on a worker thread so the event loop stays free.
+Every change (a state change, a new log line, a queue move) bumps :attr:`RequestQueue.version`
+and wakes :meth:`RequestQueue.wait_for_change`, which is what status streams wait on.
+
+All methods but the engine's logging run on the event loop's thread; log lines come from
+worker threads and are appended under a lock. A record's fields are JSON-serialisable
+(:meth:`RequestRecord.to_json`); the timers and thread pool live beside the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import contextlib
+import copy
+import logging
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from .engines.base import Engine, EngineCancelled, EngineError, EngineOutput
+from .storage import Storage
+
+__all__ = [
+    "CANCELLED",
+    "COMPLETED",
+    "IN_PROGRESS",
+    "IN_QUEUE",
+    "LOG_LEVELS",
+    "RequestQueue",
+    "RequestRecord",
+]
+
+logger = logging.getLogger(__name__)
+
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETED = "COMPLETED"
+
+#: (error, error_type) a request ends with, by how it ended.
+CANCELLED = ("Request was cancelled", "request_cancelled")
+TIMED_OUT = ("Request timed out", "request_timeout")
+DISCONNECTED = ("Runner disconnected", "runner_disconnected")
+
+LOG_LEVELS = ("STDERR", "STDOUT", "ERROR", "INFO", "WARN", "DEBUG")
+LOG_SOURCE = "engine"
+
+CancelOutcome = Literal["requested", "already_completed", "not_found"]
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RequestRecord:
+    """One request: its input, where it is, its logs and how it ended (JSON-serialisable)."""
+
+    request_id: str
+    endpoint_id: str
+    app_path: str
+    input: dict[str, Any]
+    base_url: str
+    priority: str = "normal"
+    seq: int = 0
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    completed_at: float | None = None
+    start_timeout: float | None = None
+    webhook_url: str | None = None
+    runner_hint: str | None = None
+    state: str = IN_QUEUE
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+    cancel_requested: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON data."""
+        return asdict(self)
+
+    @property
+    def inference_time(self) -> float | None:
+        """Seconds from start to completion, or None if it never started."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return self.completed_at - self.started_at
+
+    @property
+    def request_url(self) -> str:
+        """The result URL; status, stream and cancel URLs extend it."""
+        return f"{self.base_url}/{self.app_path}/requests/{self.request_id}"
+
+
+class _Task:
+    """The :class:`~ltx_jupyter.server.engines.base.EngineTask` handed to an engine."""
+
+    def __init__(self, queue: RequestQueue, record: RequestRecord, output_dir: Path) -> None:
+        self._queue = queue
+        self._record = record
+        self.request_id = record.request_id
+        self.endpoint_id = record.endpoint_id
+        self.input = copy.deepcopy(record.input)
+        self.output_dir = output_dir
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        self._queue._append_log(self._record, message, level)
+
+    def cancelled(self) -> bool:
+        return self._record.cancel_requested or self._queue._closing
+
+    def file_url(self, name: str) -> str:
+        return f"{self._record.base_url}/files/{self.request_id}/{name}"
+
+    def read_local_file(self, url: str) -> bytes | None:
+        parsed = urllib.parse.urlsplit(url)
+        own = urllib.parse.urlsplit(self._record.base_url)
+        if parsed.scheme not in ("http", "https") or parsed.netloc != own.netloc:
+            return None
+        path = self._queue.storage.path_for_url_path(urllib.parse.unquote(parsed.path))
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+
+class RequestQueue:
+    """Holds every request and runs them on ``concurrency`` worker threads.
+
+    ``on_complete`` is called on the event loop with each record as it completes (the app
+    sends webhooks from it).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        storage: Storage,
+        *,
+        concurrency: int = 2,
+        on_complete: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.storage = storage
+        self.concurrency = concurrency
+        self.on_complete = on_complete
+        self.version = 0
+        self._records: dict[str, RequestRecord] = {}
+        self._pending: list[RequestRecord] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._lock = threading.Lock()
+        self._notify_scheduled = False
+        self._seq = 0
+        self._closing = False
+        self._streams_closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._work = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the workers on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.concurrency, thread_name_prefix="ltx-engine"
+        )
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"ltx-worker-{i}")
+            for i in range(self.concurrency)
+        ]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop: running engines are told to cancel (ending ``runner_disconnected``); queued
+        requests stay queued."""
+        self._closing = True
+        self._work.set()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        still_running: set[asyncio.Task[None]] = set()
+        if self._workers:
+            _, still_running = await asyncio.wait(self._workers, timeout=timeout)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._executor is not None:
+            # Joining is instant when every engine returned; an engine stuck past the timeout
+            # is left to finish on its own rather than block the loop.
+            self._executor.shutdown(wait=not still_running, cancel_futures=True)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`stop` or :meth:`close_streams` was called: streams should end."""
+        return self._closing or self._streams_closed
+
+    def close_streams(self) -> None:
+        """Wake every status stream so it ends: the server is shutting down."""
+        self._streams_closed = True
+        self._bump()
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id``, or None."""
+        return self._records.get(request_id)
+
+    def queue_position(self, record: RequestRecord) -> int | None:
+        """0 for the next request to start; None unless ``record`` is queued."""
+        if record.state != IN_QUEUE:
+            return None
+        try:
+            return self._pending.index(record)
+        except ValueError:
+            return None
+
+    def logs(self, record: RequestRecord, start: int = 0) -> list[dict[str, Any]]:
+        """A copy of the record's log entries from index ``start``."""
+        with self._lock:
+            return record.logs[start:]
+
+    def counts(self) -> dict[str, int]:
+        """How many requests are in each state."""
+        result = {IN_QUEUE: 0, IN_PROGRESS: 0, COMPLETED: 0}
+        for record in self._records.values():
+            result[record.state] += 1
+        return result
+
+    async def wait_for_change(self, version: int, timeout: float | None) -> int:
+        """Wait until :attr:`version` differs from ``version`` (or ``timeout``); return it."""
+        if self.version != version or self.closing:
+            return self.version
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            self._waiters.discard(waiter)
+        return self.version
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        endpoint_id: str,
+        app_path: str,
+        data: dict[str, Any],
+        *,
+        base_url: str,
+        priority: str = "normal",
+        start_timeout: float | None = None,
+        webhook_url: str | None = None,
+        runner_hint: str | None = None,
+    ) -> RequestRecord:
+        """Queue a request and return its record."""
+        self._seq += 1
+        record = RequestRecord(
+            request_id=str(uuid.uuid4()),
+            endpoint_id=endpoint_id,
+            app_path=app_path,
+            input=copy.deepcopy(data),
+            base_url=base_url.rstrip("/"),
+            priority=priority,
+            seq=self._seq,
+            start_timeout=start_timeout,
+            webhook_url=webhook_url,
+            runner_hint=runner_hint,
+        )
+        self._records[record.request_id] = record
+        bisect.insort(self._pending, record, key=self._order)
+        if start_timeout is not None:
+            assert self._loop is not None, "the queue is not started"
+            self._timers[record.request_id] = self._loop.call_later(
+                start_timeout, self._expire, record.request_id
+            )
+        self._bump()
+        self._work.set()
+        return record
+
+    def cancel(self, request_id: str) -> CancelOutcome:
+        """Cancel a queued request at once, or ask a running one to stop at its next step."""
+        record = self._records.get(request_id)
+        if record is None:
+            return "not_found"
+        if record.state == COMPLETED:
+            return "already_completed"
+        record.cancel_requested = True
+        if record.state == IN_QUEUE:
+            self._drop_pending(record)
+            self._finish(record, error=CANCELLED)
+        else:
+            self._bump()
+        return "requested"
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _order(record: RequestRecord) -> tuple[int, int]:
+        return (1 if record.priority == "low" else 0, record.seq)
+
+    def _bump(self) -> None:
+        self.version += 1
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _flush_notify(self) -> None:
+        with self._lock:
+            self._notify_scheduled = False
+        self._bump()
+
+    def _append_log(self, record: RequestRecord, message: str, level: str) -> None:
+        level = level.upper()
+        if level not in LOG_LEVELS:
+            level = "WARN" if level == "WARNING" else "INFO"
+        entry = {
+            "message": str(message),
+            "level": level,
+            "source": LOG_SOURCE,
+            "timestamp": _now_iso(),
+        }
+        with self._lock:
+            record.logs.append(entry)
+            if self._notify_scheduled or self._loop is None:
+                return
+            self._notify_scheduled = True
+        # Many lines logged in a burst share one wake-up of the streams. A closed loop means
+        # the server is gone and nobody listens.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._flush_notify)
+
+    def _drop_pending(self, record: RequestRecord) -> None:
+        with contextlib.suppress(ValueError):
+            self._pending.remove(record)
+        handle = self._timers.pop(record.request_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _expire(self, request_id: str) -> None:
+        self._timers.pop(request_id, None)
+        record = self._records.get(request_id)
+        if record is not None and record.state == IN_QUEUE:
+            self._drop_pending(record)
+            self._finish(record, error=TIMED_OUT)
+
+    def _finish(
+        self,
+        record: RequestRecord,
+        *,
+        output: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        record.state = COMPLETED
+        record.completed_at = time.time()
+        record.output = output
+        if error is not None:
+            record.error, record.error_type = error
+        self._bump()
+        if self.on_complete is not None:
+            try:
+                self.on_complete(record)
+            except Exception:
+                logger.exception("on_complete failed for request %s", record.request_id)
+
+    async def _worker(self) -> None:
+        while not self._closing:
+            if not self._pending:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            record = self._pending.pop(0)
+            await self._run(record)
+
+    async def _run(self, record: RequestRecord) -> None:
+        handle = self._timers.pop(record.request_id, None)
+        if handle is not None:
+            handle.cancel()
+        record.state = IN_PROGRESS
+        record.started_at = time.time()
+        self._bump()
+        assert self._loop is not None and self._executor is not None
+        try:
+            task = _Task(self, record, self.storage.output_dir(record.request_id))
+            result = await self._loop.run_in_executor(self._executor, self.engine.run, task)
+        except EngineCancelled:
+            self._finish(record, error=CANCELLED if record.cancel_requested else DISCONNECTED)
+        except EngineError as exc:
+            self._finish(record, error=(str(exc) or type(exc).__name__, exc.error_type))
+        except asyncio.CancelledError:
+            self._finish(record, error=DISCONNECTED)
+            raise
+        except Exception as exc:
+            logger.exception("engine failed on request %s", record.request_id)
+            self._append_log(record, f"{type(exc).__name__}: {exc}", "ERROR")
+            self._finish(record, error=(f"{type(exc).__name__}: {exc}", "internal_error"))
+        else:
+            if isinstance(result, EngineOutput):
+                # A cancel that came after the engine's last check keeps the output, as fal
+                # does for a request that was nearly done.
+                self._finish(record, output=result.output)
+            else:
+                self._finish(record, error=("engine returned no output", "internal_error"))

@@ -1,0 +1,48 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ltx_jupyter.server import LocalServer
+
+# Small, quick clips: a default job (30 steps) takes about 0.7 s.
+FAST_SERVER = {"step_seconds": 0.02, "width": 64, "height": 64, "num_frames": 9}
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A started local server (synthetic engine, small clips) shared by the session."""
+    from ltx_jupyter.server import LocalServer, ServerConfig
+
+    config = ServerConfig(port=0, data_dir=tmp_path_factory.mktemp("server"), **FAST_SERVER)
+    with LocalServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """Start a local server with custom :class:`ServerConfig` options; stopped after the test."""
+    from ltx_jupyter.server import LocalServer, ServerConfig
+
+    started: list[LocalServer] = []
+
+    def start(**options: Any) -> LocalServer:
+        settings = {
+            **FAST_SERVER,
+            "port": 0,
+            "data_dir": tmp_path / f"server-{len(started)}",
+            **options,
+        }
+        server = LocalServer(ServerConfig(**settings)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
