@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--step-seconds", type=float, default=None, help="synthetic engine: seconds per step"
     )
     serve.add_argument(
+        "--log-lines-per-step",
+        type=int,
+        default=None,
+        help="synthetic engine: extra DEBUG log lines per step (log-volume benchmarks)",
+    )
+    serve.add_argument(
         "--public-url", default=None, help="base URL put in answers (default: the request's)"
     )
     serve.add_argument(
@@ -80,6 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
         "num_frames": args.frames,
         "fps": args.fps,
         "step_seconds": args.step_seconds,
+        "log_lines_per_step": args.log_lines_per_step,
         "public_url": args.public_url,
     }
     if args.data_dir:

@@ -40,6 +40,8 @@ class ServerConfig:
     num_frames: int | None = None
     fps: float | None = None
     step_seconds: float | None = None
+    #: Extra DEBUG log lines per step (synthetic engine), to measure log streaming.
+    log_lines_per_step: int | None = None
     ping_interval: float = 5.0
     public_url: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
@@ -61,5 +63,6 @@ class ServerConfig:
             "num_frames": self.num_frames,
             "fps": self.fps,
             "step_seconds": self.step_seconds,
+            "log_lines_per_step": self.log_lines_per_step,
         }
         return {k: v for k, v in options.items() if v is not None}

@@ -16,6 +16,7 @@ Log lines, in order (level INFO unless noted)::
     synthetic engine: drawing a preview animation, not LTX Video output
     seed 42, 30 steps, guidance 3, 320x192, 49 frames at 24 fps
     step 1/30            one line per denoising step, format "step {i}/{n}"
+                         (with ``log_lines_per_step=k``, k DEBUG lines before each)
     ...
     step 30/30
     encoding 49 frames
@@ -246,6 +247,7 @@ class SyntheticEngine:
         num_frames: int = 49,
         fps: float = 24.0,
         step_seconds: float = 0.05,
+        log_lines_per_step: int = 0,
     ) -> None:
         for option, value, low, high, even in (
             ("width", width, *SIZE_RANGE, True),
@@ -264,6 +266,11 @@ class SyntheticEngine:
         self.num_frames = num_frames
         self.fps = float(fps)
         self.step_seconds = float(step_seconds)
+        if isinstance(log_lines_per_step, bool) or not isinstance(log_lines_per_step, int):
+            raise ValueError(f"log_lines_per_step must be an integer, got {log_lines_per_step!r}")
+        if log_lines_per_step < 0:
+            raise ValueError(f"log_lines_per_step must be at least 0, got {log_lines_per_step}")
+        self.log_lines_per_step = log_lines_per_step
 
     def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
         """Check the fields this engine uses (the prompt, too, for endpoints without a schema)."""
@@ -359,6 +366,8 @@ class SyntheticEngine:
             delay = started + step * self.step_seconds - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            for line in range(1, self.log_lines_per_step + 1):
+                task.log(f"  detail {line}/{self.log_lines_per_step} of step {step}", "DEBUG")
             task.log(f"step {step}/{p.steps}")
 
         task.log(f"encoding {p.num_frames} frames")
