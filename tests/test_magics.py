@@ -350,3 +350,24 @@ def test_a_users_nest_asyncio_breaks_nothing(local_server, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "waited 1" in out.stdout and "awaited 1" in out.stdout
     assert "completed" in out.stdout
+
+
+def test_image_option_runs_image_to_video_from_a_local_file(make_shell, local_server, tmp_path):
+    import base64
+
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+        )
+    )
+    shell = make_shell(local_server)
+    shell.run_cell_magic("ltx", f"-o job --steps 2 --image {frame}", "the frame comes alive")
+    job = shell.user_ns["job"]
+    assert job.endpoint == "fal-ai/ltx-video/image-to-video"
+    job.wait(20)
+    assert job.result is not None
+    # The server validates image_url as a URL or data: URI (it cannot read our files), so a
+    # finished run shows the local file was turned into one before the submit.
+    state = server_state(local_server, job.request_id)
+    assert state["endpoint"] == "fal-ai/ltx-video/image-to-video"
