@@ -15,6 +15,7 @@ import contextlib
 import enum
 import hashlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -47,6 +48,7 @@ from ._schema import VideoResult, parse_output, validate_input
 __all__ = ["Job", "JobOptions", "JobSession", "JobStatus"]
 
 Listener = Callable[["Job"], None]
+_log = logging.getLogger(__name__)
 
 
 class JobStatus(str, enum.Enum):
@@ -63,10 +65,15 @@ class JobStatus(str, enum.Enum):
     @property
     def finished(self) -> bool:
         """Whether the job has ended here (a detached job may still run remotely)."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, self.DETACHED)
+        return self in _FINISHED
 
     def __str__(self) -> str:
         return self.value
+
+
+_FINISHED = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DETACHED}
+)
 
 
 @dataclass(frozen=True)
@@ -192,9 +199,7 @@ class Job:
             try:
                 listener(self)
             except Exception:  # a broken view must not stop the job
-                import logging
-
-                logging.getLogger(__name__).exception("job listener failed")
+                _log.exception("job listener failed")
 
     # -- running (on the runner thread) ------------------------------------------------------
 
@@ -231,7 +236,7 @@ class Job:
             self.finished_at = time.time()
             self._changed()
             raise
-        except BaseException as error:
+        except Exception as error:
             self.error = error
             self.status = (
                 JobStatus.CANCELLED
