@@ -44,12 +44,14 @@ _LAZY = {
     "JobStatus": "._jobs",
     "JobView": "._views",
     "LtxMagics": ".magics",
+    "Panel": "._panel",
 }
 
 if TYPE_CHECKING:
     from ._client import QueueClient
     from ._jobs import Job, JobOptions, JobSession, JobStatus
     from ._models import Completed, InProgress, LogEntry, Queued, QueueStatus, RequestHandle
+    from ._panel import Panel
     from ._retries import RetryPolicy
     from ._schema import VideoFile, VideoResult, validate_input
     from ._views import JobView
@@ -71,6 +73,7 @@ __all__ = [
     "LtxError",
     "LtxMagics",
     "MissingCredentialsError",
+    "Panel",
     "ProtocolError",
     "QueueClient",
     "QueueStatus",

@@ -13,9 +13,11 @@ from typing import Any
 
 __all__ = [
     "escape",
+    "image_html",
     "is_http_url",
     "link_html",
     "pre_html",
+    "safe_image_src",
     "safe_video_src",
     "table_html",
     "video_html",
@@ -73,6 +75,28 @@ def safe_video_src(src: str) -> str:
     if _HAS_SCHEME.match(clean) or clean.startswith(("/", "\\")):
         raise ValueError(f"{_SRC_RULE}; got {_shorten(src)}")
     return clean
+
+
+_DATA_IMAGE_URI = re.compile(r"data:image/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}")
+
+
+def safe_image_src(src: str) -> str | None:
+    """``src`` if it may be an ``<img src>`` (an http(s) URL or a base64 ``data:image/`` URI),
+    else None."""
+    if is_http_url(src) or _DATA_IMAGE_URI.fullmatch(src):
+        return src
+    return None
+
+
+def image_html(src: str, *, alt: str, max_width: int, max_height: int) -> str:
+    """An ``<img>`` for ``src`` (which must pass :func:`safe_image_src`), with escaped alt text."""
+    if safe_image_src(src) is None:
+        raise ValueError("an image source must be an http(s) URL or a data:image/ URI")
+    return (
+        f'<img src="{escape(src)}" alt="{escape(alt)}" '
+        f'style="max-width: {int(max_width)}px; max-height: {int(max_height)}px; '
+        'object-fit: contain">'
+    )
 
 
 def _shorten(value: object) -> str:

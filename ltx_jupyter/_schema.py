@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,10 +20,13 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINTS",
     "IMAGE_TO_VIDEO",
+    "PRESETS",
+    "PROMPT_GUIDE",
     "PROMPT_WORD_GUIDE",
     "TEXT_TO_VIDEO",
     "EndpointSpec",
     "FieldSpec",
+    "Preset",
     "ValidatedInput",
     "VideoFile",
     "VideoResult",
@@ -148,6 +152,26 @@ ENDPOINTS: dict[str, EndpointSpec] = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class Preset:
+    """A value for one field that the endpoint's parameter guide recommends."""
+
+    name: str
+    field: str
+    value: int | float
+    tooltip: str
+
+
+#: The LTX endpoints' parameter guide: 20-30 steps for speed, 40 or more for quality;
+#: guidance 3-5 is more creative, 5-7 follows the prompt closely.
+PRESETS: tuple[Preset, ...] = (
+    Preset("fast", "num_inference_steps", 25, "25 steps: the guide's 20-30 for speed"),
+    Preset("quality", "num_inference_steps", 40, "40 steps: the guide's 40 or more for quality"),
+    Preset("creative", "guidance_scale", 4.0, "guidance 4: the guide's 3-5, more creative"),
+    Preset("faithful", "guidance_scale", 6.0, "guidance 6: the guide's 5-7, follows the prompt"),
+)
+
 PROMPT_GUIDE = (
     "Write one flowing, chronological paragraph of at most 200 words: start with the main "
     "action, then add movements and gestures, appearances, background, camera angles and "
@@ -207,6 +231,8 @@ def _check_field(spec: FieldSpec, value: Any, *, allow_files: bool) -> FieldErro
             return FieldError(loc, f"must be true or false, got {value!r}", "bool_type")
     elif spec.type == "image":
         kind = image_kind(value)
+        if kind == "data" and not value.strip().lower().startswith("data:image/"):
+            kind = None
         if kind is None or (kind == "file" and not allow_files):
             allowed = spec.allowed() if allow_files else "an http(s) URL or a data: URI of an image"
             shown = value if isinstance(value, str) and len(value) <= 80 else type(value).__name__
@@ -231,14 +257,71 @@ def check_input(
     if not isinstance(data, Mapping):
         return [FieldError(("body",), "must be a JSON object", "dict_type")]
     spec = endpoint_spec(endpoint_id)
-    if spec is None:
-        return []
     errors = []
-    for field_spec in spec.fields:
-        error = _check_field(field_spec, data.get(field_spec.name), allow_files=allow_files)
+    if spec is not None:
+        for field_spec in spec.fields:
+            error = _check_field(field_spec, data.get(field_spec.name), allow_files=allow_files)
+            if error is not None:
+                errors.append(error)
+    flagged = {e.loc[:2] for e in errors}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            errors.append(FieldError(("body", str(key)), "field names must be text", "str_type"))
+            continue
+        if ("body", key) in flagged:
+            continue
+        if allow_files and isinstance(value, os.PathLike) and image_kind(value) == "file":
+            continue  # a local file the client inlines or uploads
+        error = _json_problem(("body", key), value)
         if error is not None:
             errors.append(error)
     return errors
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_DEPTH = 32
+
+
+def _json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> FieldError | None:
+    """Why ``value`` cannot be sent as JSON (a lone surrogate, NaN, an object...), or None."""
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return FieldError(loc, f"must be a finite number, got {value!r}", "finite_number")
+    if isinstance(value, str):
+        bad = _SURROGATE.search(value)
+        if bad is None:
+            return None
+        return FieldError(
+            loc,
+            f"contains a lone surrogate ({bad.group()!r} at position {bad.start()}), "
+            "which is not text that can be sent; paste it again",
+            "string_unicode",
+        )
+    if depth >= _MAX_DEPTH:
+        return FieldError(loc, f"is nested deeper than {_MAX_DEPTH} levels", "too_deep")
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            error = _json_problem((*loc, i), item, depth + 1)
+            if error is not None:
+                return error
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return FieldError(loc, f"keys must be text, got {key!r}", "str_type")
+            error = _json_problem((*loc, key), item, depth + 1)
+            if error is not None:
+                return error
+        return None
+    return FieldError(
+        loc,
+        "must be JSON data (text, a number, true/false, a list or an object), "
+        f"got {type(value).__name__}",
+        "json_type",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode, default, observe
@@ -26,7 +26,7 @@ from ._schema import DEFAULT_ENDPOINT, ENDPOINTS
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
-SUBCOMMANDS = ("jobs", "show", "cancel", "resume")
+SUBCOMMANDS = ("jobs", "show", "cancel", "resume", "panel")
 
 
 @magics_class
@@ -142,6 +142,7 @@ class LtxMagics(Magics):
     @argument(
         "--embed", action="store_true", help="Embed the video's bytes in the notebook (large)."
     )
+    @no_var_expand  # the line is literal: {braces} and $names are the user's text
     @line_cell_magic
     def ltx(self, line: str = "", cell: str | None = None) -> Job | None:
         """Generate a video with LTX Video: the cell body is the prompt, taken literally.
@@ -153,7 +154,8 @@ class LtxMagics(Magics):
 
         Line forms: ``job = %ltx --seed 3 a red fox`` (a one-line prompt; start it with
         ``--`` if it begins with a command word), ``%ltx jobs``, ``%ltx show ID``,
-        ``%ltx cancel ID|all``, ``%ltx resume REQUEST_ID``. Defaults come from
+        ``%ltx cancel ID|all``, ``%ltx resume REQUEST_ID``, ``%ltx panel`` (the parameter
+        panel; ``panel = %ltx panel`` keeps it). Defaults come from
         ``%config LtxMagics``.
         """
         words = split_line(line)
@@ -300,6 +302,13 @@ class LtxMagics(Magics):
             display(entry_video(entry))
         else:
             print(f"ltx {entry.request_id} · {entry.status or 'unknown'} · no video recorded")
+
+    def _cmd_panel(self, words: list[str]) -> Any:
+        from ._panel import open_panel
+
+        if words:
+            raise UsageError("%ltx panel takes no arguments")
+        return open_panel(self)
 
     def _cmd_cancel(self, words: list[str]) -> None:
         target = self._one_id("cancel", words)

@@ -371,3 +371,12 @@ def test_image_option_runs_image_to_video_from_a_local_file(make_shell, local_se
     # finished run shows the local file was turned into one before the submit.
     state = server_state(local_server, job.request_id)
     assert state["endpoint"] == "fal-ai/ltx-video/image-to-video"
+
+
+def test_the_magic_line_is_not_expanded(make_shell, local_server):
+    shell = make_shell(local_server)
+    shell.user_ns["x"] = "EXPANDED"
+    shell.run_cell_magic("ltx", '-o job --steps 2 --negative "no {x} and $x"', "x")
+    assert shell.user_ns["job"].input["negative_prompt"] == "no {x} and $x"
+    job = shell.run_line_magic("ltx", "--steps 2 a {x} fox costs $5")
+    assert job.input["prompt"] == "a {x} fox costs $5"
