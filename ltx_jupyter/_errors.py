@@ -186,6 +186,8 @@ class RequestTimeoutError(LtxError, TimeoutError):
 class RunFailedError(LtxError):
     """The request ran and failed: fal reported ``error`` on completion or on the result."""
 
+    _what = "Run failed"
+
     def __init__(
         self,
         error: str,
@@ -198,7 +200,7 @@ class RunFailedError(LtxError):
         self.error_type = error_type
         self.request_id = request_id
         self.status_code = status_code
-        text = f"Run failed: {error}"
+        text = f"{self._what}: {error}"
         if error_type:
             text += f" ({error_type})"
         if request_id:
@@ -208,3 +210,5 @@ class RunFailedError(LtxError):
 
 class RequestCancelledError(RunFailedError):
     """The request was cancelled before it produced a result."""
+
+    _what = "Cancelled"

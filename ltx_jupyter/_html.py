@@ -230,7 +230,9 @@ def link_html(text: object, href: object) -> str:
     """
     if isinstance(href, str) and is_http_url(href):
         attrs = f'href="{escape(href)}" target="_blank" rel="noopener noreferrer"'
-        return f"<a {attrs}>{escape(text)}</a>"
+        # JupyterLab's output styles leave links uncoloured: say it is one.
+        style = 'style="color: var(--jp-content-link-color, #1a73e8); text-decoration: underline"'
+        return f"<a {attrs} {style}>{escape(text)}</a>"
     return escape(text)
 
 

@@ -173,7 +173,7 @@ class Job:
         parts.append(f"{self.elapsed:.1f}s")
         if self.result is not None:
             parts.append(self.result.url)
-        elif self.error is not None:
+        elif self.error is not None and self.status != JobStatus.CANCELLED:
             parts.append(str(self.error))
         return " · ".join(parts)
 

@@ -352,14 +352,18 @@ class Panel(widgets.VBox):
             children=[self.prompt_guide_text], titles=("Prompt guide",), selected_index=None
         )
 
+        # The textarea takes the row's free width; the reset button keeps its own.
         self.negative_prompt = widgets.Textarea(
-            value=initial["negative_prompt"], description="Negative", rows=2, layout=full
+            value=initial["negative_prompt"],
+            description="Negative",
+            rows=2,
+            layout=widgets.Layout(flex="1 1 auto", width="auto"),
         )
         self.reset_negative_button = widgets.Button(
             description="reset",
             icon="undo",
             tooltip="Back to the endpoint's default negative prompt",
-            layout=widgets.Layout(width="auto"),
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.negative_error = widgets.HTML()
 

@@ -30,9 +30,13 @@ _STATUS_COLOURS = {
     JobStatus.CANCELLED: "#888",
     JobStatus.DETACHED: "#888",
 }
+# column-reverse keeps the box scrolled to its newest line. The inner div must not shrink:
+# JupyterLab styles <pre> as a scroll container, so a shrinking <pre> would clip itself at its
+# oldest line instead of letting the box scroll.
 _LOG_BOX = (
     '<div class="ltx-log-box" style="max-height: 14em; overflow-y: auto; display: flex; '
-    'flex-direction: column-reverse; font-size: 12px; line-height: 1.35">{}</div>'
+    'flex-direction: column-reverse; font-size: 12px; line-height: 1.35">'
+    '<div style="flex-shrink: 0">{}</div></div>'
 )
 _CLOCK_PERIOD = 1.0
 
