@@ -77,6 +77,7 @@ class JobView(widgets.VBox):
             layout=widgets.Layout(display="none"),
         )
         self.video_html = widgets.HTML()
+        self.button_row = widgets.HBox([self.cancel_button, self.save_button])
         self.cancel_button.on_click(self._on_cancel_click)
         self.save_button.on_click(self._on_save_click)
         super().__init__(
@@ -84,7 +85,7 @@ class JobView(widgets.VBox):
                 self.status_html,
                 self.progress,
                 self.log_html,
-                widgets.HBox([self.cancel_button, self.save_button]),
+                self.button_row,
                 self.video_html,
             ]
         )
@@ -209,6 +210,7 @@ class JobView(widgets.VBox):
             self.log_html,
             self.cancel_button,
             self.save_button,
+            self.button_row,
             self.video_html,
         ):
             child.close()
