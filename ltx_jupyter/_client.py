@@ -18,6 +18,7 @@ import inspect
 import json
 import mimetypes
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +60,9 @@ DEFAULT_STORAGE_URL = "https://rest.fal.ai"
 #: Local files up to this size go inline as data: URIs; larger ones are uploaded to storage.
 DEFAULT_DATA_URI_LIMIT = 256 * 1024
 _FAL_DOMAINS = ("fal.run", "fal.ai", "fal.media")
+#: What a request id may look like (fal's are UUIDs).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_OUTAGE_STATUS = frozenset({502, 503, 504})
 _CANCELLED_ERROR_TYPES = frozenset({"request_cancelled", "cancelled", "canceled"})
 Priority = Literal["normal", "low"]
 OnSubmit = Callable[[RequestHandle], Awaitable[None] | None]
@@ -175,6 +179,20 @@ class _Secret:
     __str__ = __repr__
 
 
+class _KeyAuth(httpx.Auth):
+    """Adds ``Authorization: Key <key>`` to each request as it is sent."""
+
+    def __init__(self, secret: _Secret) -> None:
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return f"<fal key auth: credentials {self._secret!r}>"
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = "Key " + (self._secret.reveal() or "")
+        yield request
+
+
 class _StreamBroken(Exception):
     """The status stream ended or failed before the request completed."""
 
@@ -187,6 +205,8 @@ class QueueClient:
     Against fal's own hosts a key is required (checked before any request); against another
     server, such as ``ltx-jupyter serve``, it is optional. ``transport`` swaps the HTTP
     transport (for tests); ``poll_interval`` is the polling period when a stream is not used.
+    While following a request, status reads ride out a server outage for up to
+    ``outage_tolerance`` seconds (the overall deadline, when given, still applies).
     """
 
     def __init__(
@@ -201,16 +221,19 @@ class QueueClient:
         data_uri_limit: int = DEFAULT_DATA_URI_LIMIT,
         request_timeout: float = 60.0,
         stream_idle_timeout: float = 60.0,
+        outage_tolerance: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.queue_url = (queue_url or default_queue_url()).rstrip("/")
         self.storage_url = (storage_url or default_storage_url(self.queue_url)).rstrip("/")
         self._key = _Secret(key or credentials_from_env())
+        self._auth = _KeyAuth(self._key)
         self.retry = retry or RetryPolicy()
         self.poll_interval = poll_interval
         self.stream = stream
         self.data_uri_limit = data_uri_limit
         self.stream_idle_timeout = stream_idle_timeout
+        self.outage_tolerance = outage_tolerance
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(request_timeout, connect=10.0),
@@ -218,7 +241,12 @@ class QueueClient:
             headers={"User-Agent": f"ltx-jupyter/{__version__}"},
         )
         #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
-        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "stream_fallbacks": 0}
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "retries": 0,
+            "stream_fallbacks": 0,
+            "outage_waits": 0,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -242,13 +270,17 @@ class QueueClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _auth_headers(self, url: str) -> dict[str, str]:
-        key = self._key.reveal()
-        if key:
-            return {"Authorization": f"Key {key}"}
+    def _auth_for(self, url: str) -> httpx.Auth | None:
+        """The auth that adds the key to a request to ``url`` (None when there is no key).
+
+        The header is added by :class:`_KeyAuth` as the request leaves, so no frame of ours
+        holds the key in a local variable: ``%xmode Verbose`` tracebacks print locals.
+        """
+        if self._key.reveal():
+            return self._auth
         if is_fal_url(url):
             raise MissingCredentialsError()
-        return {}
+        return None
 
     async def _send(
         self,
@@ -263,14 +295,15 @@ class QueueClient:
     ) -> httpx.Response:
         """Send one call with the retry policy; raise the typed error of a failed answer."""
         headers = dict(kwargs.pop("headers", None) or {})
-        if authenticate:
-            headers.update(self._auth_headers(url))
+        auth = self._auth_for(url) if authenticate else None
         attempt = 0
         while True:
             attempt += 1
             self.stats["requests"] += 1
             try:
-                response = await self._http.request(method, url, headers=headers, **kwargs)
+                response = await self._http.request(
+                    method, url, headers=headers, auth=auth, **kwargs
+                )
             except httpx.TransportError as error:
                 if attempt < self.retry.max_attempts and self.retry.retries_error(kind, error):
                     self.stats["retries"] += 1
@@ -364,6 +397,10 @@ class QueueClient:
         request_id = body.get("request_id") if isinstance(body, Mapping) else None
         if not isinstance(request_id, str) or not request_id:
             raise ProtocolError("the submit answer holds no request_id")
+        if not _REQUEST_ID.fullmatch(request_id) or ".." in request_id:
+            # It goes into URLs and file names (``--save``): refuse anything but an id.
+            shown = request_id if len(request_id) <= 80 else request_id[:77] + "..."
+            raise ProtocolError(f"the submit answer's request_id {shown!r} is not an id")
         position = body.get("queue_position")
         return RequestHandle(
             endpoint_id=submit_path,
@@ -428,7 +465,7 @@ class QueueClient:
                 "GET",
                 url,
                 params={"logs": "1" if logs else "0"},
-                headers=self._auth_headers(url),
+                auth=self._auth_for(url),
                 timeout=timeout,
             ) as source:
                 response = source.response
@@ -471,8 +508,25 @@ class QueueClient:
                         return
             except _StreamBroken:
                 self.stats["stream_fallbacks"] += 1
+        outage_since: float | None = None
         while True:
-            status = await self.status(endpoint_id, request_id, logs=logs)
+            try:
+                status = await self.status(endpoint_id, request_id, logs=logs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, HTTPError) as error:
+                # The request is queued and paid for: while the server cannot be reached (a
+                # restart, a gateway saying it is unavailable), keep trying for up to
+                # outage_tolerance seconds, beyond the retries of one status read. A server
+                # that answers garbage or hangs is not an outage: that error is raised.
+                if isinstance(error, HTTPError) and error.status_code not in _OUTAGE_STATUS:
+                    raise
+                now = asyncio.get_running_loop().time()
+                outage_since = outage_since if outage_since is not None else now
+                if now - outage_since >= self.outage_tolerance:
+                    raise
+                self.stats["outage_waits"] += 1
+                await asyncio.sleep(min(self.retry.cap, self.outage_tolerance))
+                continue
+            outage_since = None
             full = status.logs or ()
             new = full[seen:] if len(full) >= seen else ()
             seen = max(seen, len(full))

@@ -278,6 +278,9 @@ def check_input(
     return errors
 
 
+#: A video URL in a result must be one of these (a browser then plays it; nothing else runs).
+_RESULT_URL = re.compile(r"^(https?://[^/?#\s]|data:video/)", re.IGNORECASE)
+_URL_BREAKERS = re.compile(r"[\x00-\x1f\x7f\s]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 32
 
@@ -408,6 +411,13 @@ def parse_output(output: Any, *, request_id: str | None = None) -> VideoResult:
     video = output.get("video")
     if not isinstance(video, Mapping) or not isinstance(video.get("url"), str):
         raise ProtocolError("the result holds no video with a url", request_id=request_id)
+    url = video["url"]
+    if not _RESULT_URL.match(url) or _URL_BREAKERS.search(url):
+        shown = repr(url if len(url) <= 80 else url[:77] + "...")
+        raise ProtocolError(
+            f"the result's video url {shown} is not an http(s) URL or a data:video URI",
+            request_id=request_id,
+        )
     seed = output.get("seed")
     prompt = output.get("prompt")
     return VideoResult(

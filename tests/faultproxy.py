@@ -2,14 +2,21 @@
 
 Rules match a request by method and path (a regex) and act on it: answer an HTTP status
 (429 with ``Retry-After``, 500, 502, 503, 504...), reset the connection before the request
-reaches the server, stall before forwarding, or cut a status stream after N events. Each rule
-fires ``times`` times. ``injected`` counts what was done, by kind.
+reaches the server, stall before forwarding, cut a status stream after N events, or answer a
+malformed body: ``garbage`` (any bytes with any status), ``truncated`` (a Content-Length the
+body never reaches), ``invalid_utf8``, ``huge`` (``size`` bytes) or ``wrong_type`` (a status
+stream answered as ``application/json``). Each rule fires ``times`` times. ``injected``
+counts what was done, by kind (a rule's ``label``, else its status or action).
+
+A :class:`Mix` is a probabilistic plan: each matching request fails with probability
+``rate``, the fault drawn by weight from its choices, from the proxy's seeded RNG.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import socket
 import struct
@@ -18,7 +25,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-Action = Literal["status", "reset", "stall", "cut_stream", "garbage"]
+Action = Literal[
+    "status",
+    "reset",
+    "stall",
+    "cut_stream",
+    "garbage",
+    "truncated",
+    "invalid_utf8",
+    "huge",
+    "wrong_type",
+]
+#: Actions answered by the proxy itself, without forwarding the request.
+_CANNED = frozenset({"status", "garbage", "truncated", "invalid_utf8", "huge", "wrong_type"})
 _REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (\S+) HTTP/1\.[01]\r\n")
 
 
@@ -33,7 +52,17 @@ class Rule:
     body: bytes = b'{"detail": "injected fault"}'
     seconds: float = 0.0
     events: int = 1
+    size: int = 0
+    content_type: str = "application/json"
+    label: str | None = None
     fired: int = 0
+
+    @property
+    def kind(self) -> str:
+        """What :attr:`FaultProxy.injected` counts this rule's faults as."""
+        if self.label:
+            return self.label
+        return str(self.status) if self.action == "status" else self.action
 
     def matches(self, method: str, path: str) -> bool:
         if self.fired >= self.times:
@@ -43,6 +72,32 @@ class Rule:
         return re.search(self.path, path) is not None
 
 
+@dataclass
+class Mix:
+    """A probabilistic fault plan for the requests matching ``method`` and ``path``."""
+
+    method: str | None
+    path: str
+    rate: float
+    choices: list[tuple[float, Rule]]
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return re.search(self.path, path) is not None
+
+    def draw(self, rng: random.Random) -> Rule | None:
+        if rng.random() >= self.rate:
+            return None
+        weights = [weight for weight, _ in self.choices]
+        return rng.choices([rule for _, rule in self.choices], weights=weights)[0]
+
+
+def fault(action: Action, **options: object) -> Rule:
+    """A :class:`Rule` for a :class:`Mix` choice (method and path come from the mix)."""
+    return Rule(method=None, path="", action=action, times=1 << 62, **options)  # type: ignore[arg-type]
+
+
 _REASONS = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -50,17 +105,20 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
     408: "Request Timeout",
+    200: "OK",
 }
 
 
 class FaultProxy:
     """Forwards ``127.0.0.1:<port>`` to ``upstream`` (a base URL), applying :class:`Rule`s."""
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, seed: int = 0) -> None:
         host_port = upstream_url.split("://", 1)[1].rstrip("/")
         host, port = host_port.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.rules: list[Rule] = []
+        self.mixes: list[Mix] = []
+        self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -81,13 +139,33 @@ class FaultProxy:
             self.rules.append(rule)
         return rule
 
+    def mix(
+        self,
+        rate: float,
+        choices: list[tuple[float, Rule]],
+        path: str = "",
+        method: str | None = None,
+    ) -> Mix:
+        """Fail the matching requests with probability ``rate``, drawing faults by weight."""
+        plan = Mix(method=method, path=path, rate=rate, choices=choices)
+        with self._lock:
+            self.mixes.append(plan)
+        return plan
+
     def _take(self, method: str, path: str) -> Rule | None:
         with self._lock:
             self.requests[f"{method} {path.split('?')[0]}"] += 1
             for rule in self.rules:
                 if rule.matches(method, path):
                     rule.fired += 1
-                    self.injected[rule.action if rule.action != "status" else str(rule.status)] += 1
+                    self.injected[rule.kind] += 1
+                    return rule
+            for plan in self.mixes:
+                if plan.matches(method, path):
+                    rule = plan.draw(self.rng)
+                    if rule is not None:
+                        rule.fired += 1
+                        self.injected[rule.kind] += 1
                     return rule
         return None
 
@@ -146,10 +224,8 @@ class FaultProxy:
                             _reset(writer)
                             up_writer.close()
                             return
-                        if rule.action in ("status", "garbage"):
-                            writer.write(_canned(rule))
-                            await writer.drain()
-                            writer.close()
+                        if rule.action in _CANNED:
+                            await _answer(writer, rule)
                             up_writer.close()
                             return
                         if rule.action == "stall":
@@ -180,8 +256,8 @@ class FaultProxy:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             await asyncio.wait(tasks, timeout=0.5)
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # the peer went away, or the proxy is stopping
         finally:
             for task in tasks:
                 task.cancel()
@@ -189,18 +265,37 @@ class FaultProxy:
                 w.close()
 
 
-def _canned(rule: Rule) -> bytes:
-    if rule.action == "garbage":
-        body = rule.body
-        head = f"HTTP/1.1 {rule.status} X\r\nContent-Type: application/json\r\n"
-    else:
-        body = rule.body
-        head = f"HTTP/1.1 {rule.status} {_REASONS.get(rule.status, 'Error')}\r\n"
-        head += "Content-Type: application/json\r\n"
+async def _answer(writer: asyncio.StreamWriter, rule: Rule) -> None:
+    """Write the proxy's own answer for ``rule``, then close the connection."""
+    status, body, length = rule.status, rule.body, None
+    content_type = rule.content_type
+    if rule.action == "truncated":
+        length = len(body) + max(rule.size, 1)  # promises bytes that never come
+    elif rule.action == "invalid_utf8":
+        body = b'{"status": "IN_PROGRESS", "logs": [{"message": "\xff\xfe\xc3("}]}'
+    elif rule.action == "wrong_type":
+        body = body if rule.body != Rule.body else b'{"status": "IN_PROGRESS", "logs": []}'
+    head = f"HTTP/1.1 {status} {_REASONS.get(status, 'OK' if status < 400 else 'Error')}\r\n"
+    head += f"Content-Type: {content_type}\r\n"
     for name, value in rule.headers.items():
         head += f"{name}: {value}\r\n"
-    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    return head.encode() + body
+    if rule.action == "huge":
+        total = max(rule.size, len(body))
+        head += f"Content-Length: {total}\r\nConnection: close\r\n\r\n"
+        writer.write(head.encode())
+        chunk = (body or b"x") * max(1, 65536 // max(len(body), 1))
+        sent = 0
+        while sent < total:
+            piece = chunk[: total - sent]
+            writer.write(piece)
+            sent += len(piece)
+            await writer.drain()
+    else:
+        head += f"Content-Length: {len(body) if length is None else length}\r\n"
+        head += "Connection: close\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+    writer.close()
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -403,3 +403,38 @@ def test_unknown_result_is_a_404_with_the_reason(local_server):
             assert "not found" in str(caught.value).lower()
 
     run(main())
+
+
+def test_following_a_request_rides_out_an_outage_longer_than_one_reads_retries(local_server):
+    with FaultProxy(local_server.url) as proxy:
+        proxy.add("status", path=r"/status", status=503, times=6)
+        policy = RetryPolicy(max_attempts=2, base=0.01, cap=0.05)
+
+        async def main() -> tuple[list[Any], dict[str, int]]:
+            async with QueueClient(
+                queue_url=proxy.url, retry=policy, stream=False, poll_interval=0.05
+            ) as client:
+                return await collect(client, {"prompt": "outage", "num_inference_steps": 3}), dict(
+                    client.stats
+                )
+
+        updates, stats = run(main())
+    assert isinstance(updates[-1], Completed)
+    assert step_lines(updates) == ["step 1/3", "step 2/3", "step 3/3"]
+    assert stats["outage_waits"] == 3
+
+
+def test_an_outage_past_the_tolerance_is_raised(local_server):
+    with FaultProxy(local_server.url) as proxy:
+        proxy.add("status", path=r"/status", status=503, times=1000)
+        policy = RetryPolicy(max_attempts=2, base=0.01, cap=0.05)
+
+        async def main() -> None:
+            async with QueueClient(
+                queue_url=proxy.url, retry=policy, stream=False, outage_tolerance=0.3
+            ) as client:
+                with pytest.raises(HTTPError) as caught:
+                    await collect(client, {"prompt": "gone", "num_inference_steps": 2})
+                assert caught.value.status_code == 503
+
+        run(main())

@@ -13,6 +13,11 @@ Routes (see ``/work/shared/fal-queue-protocol.md`` for the wire format they foll
     GET  /health, /_local/stats, /_local/requests/{id}
 
 ``{app}`` is ``[namespace/]owner/alias``: the endpoint id without its sub-path.
+
+Browser safety: a request carrying an ``Origin`` header that is neither the server's own nor
+in ``ServerConfig.allowed_origins`` is refused with 403 (a web page the user visits cannot
+drive the server), except plain media loads of ``/files/...``. Submit bodies are bounded by
+``max_body_bytes`` (413 beyond), uploads by ``max_upload_bytes``.
 """
 
 from __future__ import annotations
@@ -182,6 +187,105 @@ class _AuthMiddleware:
         await self.app(scope, receive, send)
 
 
+ORIGIN_DETAIL = (
+    "Cross-origin request from {origin} refused: start the server with "
+    "--allow-origin {origin} (ServerConfig.allowed_origins) to allow that page."
+)
+_CORS_HEADERS = "authorization, content-type, x-fal-queue-priority, x-fal-request-timeout, "
+_CORS_HEADERS += "x-fal-runner-hint, x-fal-object-lifecycle-preference"
+
+
+class _OriginMiddleware:
+    """Refuses cross-origin browser requests (403) unless their origin is allowed.
+
+    Requests without an ``Origin`` header (scripts, notebooks' kernels, ``<video src>``
+    loads, which browsers send as no-cors GETs without one) and same-origin requests pass.
+    ``GET``/``HEAD`` of ``/files/...`` always pass: those files are public by URL already, and
+    a ``<video crossorigin>`` load sends an ``Origin``. Allowed origins get CORS headers and
+    their preflight ``OPTIONS`` requests are answered.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = frozenset(o.lower() for o in allowed_origins)
+
+    def _allowed(self, scope: Scope, headers: Headers, origin: str) -> bool:
+        lowered = origin.lower()
+        if "*" in self.allowed or lowered in self.allowed:
+            return True
+        host = headers.get("host")
+        return host is not None and lowered == f"{scope.get('scheme', 'http')}://{host}".lower()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        method, path = scope["method"], scope.get("path", "")
+        if origin is None or (method in ("GET", "HEAD") and path.startswith("/files/")):
+            await self.app(scope, receive, send)
+            return
+        if not self._allowed(scope, headers, origin):
+            shown = json.dumps(origin[:200])
+            response = _detail(403, ORIGIN_DETAIL.format(origin=shown), error_type="bad_request")
+            await response(scope, receive, send)
+            return
+        cors = [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"vary", b"Origin"),
+            (b"access-control-expose-headers", b"x-fal-request-id, x-fal-error-type"),
+        ]
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            preflight = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Vary": "Origin",
+                    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT",
+                    "Access-Control-Allow-Headers": _CORS_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                },
+            )
+            await preflight(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *cors]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+class _BodyTooLarge(Exception):
+    """A request body went past its limit."""
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request's body, or :class:`_BodyTooLarge` as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _detail(
+        413,
+        f"Request body too large: the limit is {limit} bytes; send large files as uploads "
+        "(POST /storage/upload/initiate) and pass their URL",
+        error_type="bad_request",
+    )
+
+
 class _Server:
     """The app's shared state: config, storage, engine, queue, stats and webhook sender."""
 
@@ -315,7 +419,9 @@ async def submit(request: Request) -> Response:
         return _detail(400, "fal_webhook must be an http(s) URL", error_type="bad_request")
 
     try:
-        data = json.loads(await request.body() or b"null")
+        data = json.loads(await _read_body(request, server.config.max_body_bytes) or b"null")
+    except _BodyTooLarge:
+        return _too_large(server.config.max_body_bytes)
     except ValueError:
         error = FieldError(("body",), "is not valid JSON", "json_invalid")
         return _detail(422, [error.to_detail()])
@@ -454,7 +560,9 @@ async def upload_initiate(request: Request) -> Response:
     """``POST /storage/upload/initiate``: answer where to PUT the bytes and the file's URL."""
     server = _server(request)
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(await _read_body(request, server.config.max_body_bytes) or b"{}")
+    except _BodyTooLarge:
+        return _too_large(server.config.max_body_bytes)
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -617,5 +725,6 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.server = server
     app.add_middleware(_AuthMiddleware, key=config.key)
+    app.add_middleware(_OriginMiddleware, allowed_origins=config.allowed_origins)
     app.add_middleware(_StatsMiddleware, stats=server.stats)
     return app

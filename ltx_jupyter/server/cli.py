@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"engine: {', '.join(available_engines())} (default: %(default)s)",
     )
     serve.add_argument(
-        "--concurrency", type=int, default=2, help="jobs run at once (default: %(default)s)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs run at once (default: 2; 1 with --engine diffusers, which runs one job "
+        "at a time on the GPU)",
     )
     serve.add_argument(
         "--data-dir", default=None, help="where outputs and uploads go (default: a temp dir)"
@@ -64,7 +68,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-url", default=None, help="base URL put in answers (default: the request's)"
     )
     serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="serve cross-origin browser requests from ORIGIN, e.g. http://localhost:8888 "
+        "(repeatable; '*' for any). Default: refuse them (403)",
+    )
+    serve.add_argument(
         "--log-level", default="info", help="uvicorn log level (default: %(default)s)"
+    )
+    real = serve.add_argument_group(
+        "diffusers engine (real LTX-Video; needs: pip install 'ltx-jupyter[diffusers]')"
+    )
+    real.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH_OR_REPO_ID",
+        help="a diffusers-format directory, or a Hugging Face repo id in the local cache "
+        "(e.g. Lightricks/LTX-Video)",
+    )
+    real.add_argument(
+        "--allow-download",
+        action="store_true",
+        default=None,
+        help="download the model from the Hugging Face hub if it is not cached",
+    )
+    real.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default=None,
+        help="auto (default): CUDA, an error without a GPU; cpu: float32, very slow",
+    )
+    real.add_argument(
+        "--dtype",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        default=None,
+        help="auto (default): bfloat16 where the GPU supports it, else float16; float32 on CPU",
+    )
+    real.add_argument(
+        "--cpu-offload",
+        action="store_true",
+        default=None,
+        help="keep each model on the CPU until it runs (less GPU memory, slower)",
+    )
+    real.add_argument(
+        "--vae-tiling",
+        action="store_true",
+        default=None,
+        help="decode the video in tiles (less GPU memory for large sizes)",
     )
     return parser
 
@@ -80,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "key": args.key or os.environ.get("LTX_SERVER_KEY") or None,
         "engine": args.engine,
-        "concurrency": args.concurrency,
+        "concurrency": args.concurrency or (1 if args.engine == "diffusers" else 2),
         "width": args.width,
         "height": args.height,
         "num_frames": args.frames,
@@ -88,9 +140,19 @@ def _serve(args: argparse.Namespace) -> int:
         "step_seconds": args.step_seconds,
         "log_lines_per_step": args.log_lines_per_step,
         "public_url": args.public_url,
+        "allowed_origins": tuple(args.allow_origin),
     }
     if args.data_dir:
         options["data_dir"] = args.data_dir
+    settings = {
+        "model": args.model,
+        "allow_download": args.allow_download,
+        "device": args.device,
+        "dtype": args.dtype,
+        "cpu_offload": args.cpu_offload,
+        "vae_tiling": args.vae_tiling,
+    }
+    options["engine_settings"] = {k: v for k, v in settings.items() if v is not None}
     try:
         config = ServerConfig(**options)
         app = create_app(config)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_UPLOAD_BYTES", "ServerConfig"]
+__all__ = ["MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "ServerConfig"]
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: Largest JSON body a submit (or an upload's initiate) may carry; larger ones get 413.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 def _fresh_data_dir() -> Path:
@@ -27,6 +29,13 @@ class ServerConfig:
     jobs run at once, the rest queue. ``data_dir`` holds outputs and uploads (default: a fresh
     temporary directory). ``ping_interval``: seconds between ``: ping`` comments on status
     streams. ``public_url``: the base URL put in answers (default: the request's own base URL).
+    ``max_upload_bytes`` bounds an uploaded file, ``max_body_bytes`` a submit's JSON body (413
+    beyond). ``allowed_origins``: browser origins (``http://localhost:8888``, or ``*``) whose
+    cross-origin requests are served; any other request carrying an ``Origin`` header that is
+    not the server's own gets 403. Media loads of ``/files/...`` are always served.
+    ``engine_settings``: further options of the chosen engine, passed to it as they are (the
+    ``diffusers`` engine's ``model``, ``allow_download``, ``device``, ``dtype``,
+    ``cpu_offload``, ``vae_tiling``).
     """
 
     host: str = "127.0.0.1"
@@ -45,6 +54,9 @@ class ServerConfig:
     ping_interval: float = 5.0
     public_url: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+    allowed_origins: tuple[str, ...] = ()
+    engine_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -54,6 +66,11 @@ class ServerConfig:
             raise ValueError(f"ping_interval must be positive, got {self.ping_interval}")
         if self.public_url is not None:
             self.public_url = self.public_url.rstrip("/")
+        if isinstance(self.allowed_origins, str):
+            self.allowed_origins = (self.allowed_origins,)
+        self.allowed_origins = tuple(o.strip().rstrip("/") for o in self.allowed_origins)
+        if self.max_body_bytes < 1 or self.max_upload_bytes < 1:
+            raise ValueError("max_body_bytes and max_upload_bytes must be positive")
 
     def engine_options(self) -> dict[str, Any]:
         """The options passed to the engine (unset ones left to its defaults)."""
@@ -64,5 +81,6 @@ class ServerConfig:
             "fps": self.fps,
             "step_seconds": self.step_seconds,
             "log_lines_per_step": self.log_lines_per_step,
+            **self.engine_settings,
         }
         return {k: v for k, v in options.items() if v is not None}

@@ -8,6 +8,12 @@ and wakes :meth:`RequestQueue.wait_for_change`, which is what status streams wai
 All methods but the engine's logging run on the event loop's thread; log lines come from
 worker threads and are appended under a lock. A record's fields are JSON-serialisable
 (:meth:`RequestRecord.to_json`); the timers and thread pool live beside the records.
+
+Every record is saved in the data directory (:meth:`Storage.save_request`) when it is queued,
+starts, is asked to cancel and completes, before any answer names it. :meth:`RequestQueue.start`
+reloads them, so a server killed and started again on the same data directory loses no request:
+completed requests keep their results and files, queued ones wait in their old order, and
+requests that were running start again from the beginning (their log starts again too).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -174,8 +180,9 @@ class RequestQueue:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the workers on the running loop."""
+        """Reload the saved requests, then start the workers on the running loop."""
         self._loop = asyncio.get_running_loop()
+        self._restore()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix="ltx-engine"
         )
@@ -185,8 +192,9 @@ class RequestQueue:
         ]
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop: running engines are told to cancel (ending ``runner_disconnected``); queued
-        requests stay queued."""
+        """Stop: running engines are told to cancel. Nothing is marked failed: running and
+        queued requests stay saved as they were, and a server started again on the same data
+        directory runs them."""
         self._closing = True
         self._work.set()
         for handle in self._timers.values():
@@ -283,6 +291,7 @@ class RequestQueue:
             webhook_url=webhook_url,
             runner_hint=runner_hint,
         )
+        self._save(record)
         self._records[record.request_id] = record
         bisect.insort(self._pending, record, key=self._order)
         if start_timeout is not None:
@@ -306,8 +315,54 @@ class RequestQueue:
             self._drop_pending(record)
             self._finish(record, error=CANCELLED)
         else:
+            self._save(record)
             self._bump()
         return "requested"
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def _save(self, record: RequestRecord) -> None:
+        with self._lock:  # engine threads append log lines concurrently
+            data = record.to_json()
+        self.storage.save_request(record.request_id, data)
+
+    def _restore(self) -> None:
+        """Load the saved records: completed ones as they were, the others queued again."""
+        known = {f.name for f in fields(RequestRecord)}
+        loaded = []
+        for data in self.storage.load_requests():
+            try:
+                record = RequestRecord(**{k: v for k, v in data.items() if k in known})
+            except TypeError as error:
+                logger.warning("skipping request record %s: %s", data.get("request_id"), error)
+                continue
+            loaded.append(record)
+        now = time.time()
+        for record in sorted(loaded, key=lambda r: r.seq):
+            self._records[record.request_id] = record
+            self._seq = max(self._seq, record.seq)
+            if record.state == COMPLETED:
+                continue
+            was_running = record.state == IN_PROGRESS
+            record.state, record.started_at, record.logs = IN_QUEUE, None, []
+            if record.cancel_requested:
+                self._finish(record, error=CANCELLED)
+                continue
+            if record.start_timeout is not None and not was_running:
+                left = record.created_at + record.start_timeout - now
+                if left <= 0:
+                    self._finish(record, error=TIMED_OUT)
+                    continue
+                assert self._loop is not None
+                self._timers[record.request_id] = self._loop.call_later(
+                    left, self._expire, record.request_id
+                )
+            self._pending.append(record)
+            self._save(record)
+        self._pending.sort(key=self._order)
+        if loaded:
+            logger.info("restored %d request(s), %d queued to run", len(loaded), len(self._pending))
+            self._work.set()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -373,6 +428,7 @@ class RequestQueue:
         record.output = output
         if error is not None:
             record.error, record.error_type = error
+        self._save(record)
         self._bump()
         if self.on_complete is not None:
             try:
@@ -395,17 +451,21 @@ class RequestQueue:
             handle.cancel()
         record.state = IN_PROGRESS
         record.started_at = time.time()
+        self._save(record)
         self._bump()
         assert self._loop is not None and self._executor is not None
         try:
             task = _Task(self, record, self.storage.output_dir(record.request_id))
             result = await self._loop.run_in_executor(self._executor, self.engine.run, task)
         except EngineCancelled:
+            if self._closing and not record.cancel_requested:
+                return  # stopped by a shutdown: saved as running, so it runs again at restart
             self._finish(record, error=CANCELLED if record.cancel_requested else DISCONNECTED)
         except EngineError as exc:
             self._finish(record, error=(str(exc) or type(exc).__name__, exc.error_type))
         except asyncio.CancelledError:
-            self._finish(record, error=DISCONNECTED)
+            if not self._closing or record.cancel_requested:
+                self._finish(record, error=CANCELLED if record.cancel_requested else DISCONNECTED)
             raise
         except Exception as exc:
             logger.exception("engine failed on request %s", record.request_id)

@@ -4,6 +4,8 @@ Layout::
 
     data_dir/files/<id>/<name>          outputs (id = request id) and uploads (id = upload id)
     data_dir/uploads/<upload id>.json   an upload's name and content type, from initiate
+    data_dir/requests/<request id>.json each request's record (the queue's state), written
+                                        atomically so a restart loses no request
 
 Ids and names are checked against strict patterns and the resolved path must stay inside
 ``data_dir/files``, so no URL can reach another file.
@@ -12,14 +14,18 @@ Ids and names are checked against strict patterns and the resolved path must sta
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
 import os
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Storage", "UploadInfo", "safe_file_name"]
+
+logger = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
@@ -48,8 +54,9 @@ class Storage:
         self.root = Path(root).resolve()
         self.files_root = self.root / "files"
         self.uploads_root = self.root / "uploads"
-        self.files_root.mkdir(parents=True, exist_ok=True)
-        self.uploads_root.mkdir(parents=True, exist_ok=True)
+        self.requests_root = self.root / "requests"
+        for folder in (self.files_root, self.uploads_root, self.requests_root):
+            folder.mkdir(parents=True, exist_ok=True)
 
     def output_dir(self, request_id: str) -> Path:
         """The (created) directory for ``request_id``'s output files."""
@@ -107,3 +114,33 @@ class Storage:
         if len(parts) != 3 or parts[0] != "files":
             return None
         return self.resolve(parts[1], parts[2])
+
+    # -- the queue's records -----------------------------------------------------------------
+
+    def save_request(self, request_id: str, record: dict[str, Any]) -> None:
+        """Write a request's record atomically (a crash leaves the old or the new file whole)."""
+        if not _ID.match(request_id):
+            raise ValueError(f"invalid request id {request_id!r}")
+        target = self.requests_root / f"{request_id}.json"
+        partial = target.with_name(f"{request_id}.json.partial")
+        data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        with partial.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(target)
+
+    def load_requests(self) -> list[dict[str, Any]]:
+        """Every saved request record; unreadable files are logged and skipped."""
+        records = []
+        for path in sorted(self.requests_root.glob("*.json")):
+            try:
+                record = json.loads(path.read_bytes())
+            except (OSError, ValueError) as error:
+                logger.warning("skipping unreadable request record %s: %s", path.name, error)
+                continue
+            if isinstance(record, dict) and record.get("request_id") == path.stem:
+                records.append(record)
+            else:
+                logger.warning("skipping malformed request record %s", path.name)
+        return records

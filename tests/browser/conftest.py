@@ -30,14 +30,14 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 BROWSER_SERVER = {"step_seconds": 0.15, "concurrency": 1}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     """``test-artifacts/browser/`` at the repo root (git-ignored): screenshots and logs."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ltx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local fal-compatible server the kernels' jobs go to."""
     from ltx_jupyter.server import LocalServer, ServerConfig
@@ -47,7 +47,7 @@ def ltx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def jupyter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Jupyter servers' root directory, holding the test notebooks."""
     root = tmp_path_factory.mktemp("jupyter-root")
@@ -73,7 +73,7 @@ def _jupyter(
         jupyter.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(
     jupyter_root: Path,
     ltx_server: Any,
@@ -84,7 +84,7 @@ def lab(
     yield from _jupyter("lab", jupyter_root, ltx_server, tmp_path_factory, artifacts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def notebook7(
     jupyter_root: Path,
     ltx_server: Any,
@@ -95,7 +95,7 @@ def notebook7(
     yield from _jupyter("notebook", jupyter_root, ltx_server, tmp_path_factory, artifacts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, launched by Playwright.
 

@@ -1,7 +1,9 @@
 """The engine registry: ``get_engine(name, **options)`` builds an engine by name.
 
-``synthetic`` (the offline default) draws a preview animation. Other engines register a
-factory with :func:`register_engine`; factories are imported only when first used.
+``synthetic`` (the offline default) draws a preview animation; ``diffusers`` runs the real
+LTX-Video through Hugging Face ``diffusers`` (the ``diffusers`` extra: torch is imported only
+when that engine is built). Other engines register a factory with :func:`register_engine`;
+factories are imported only when first used.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
 # name -> "module:attribute" (imported lazily) or a factory.
 _REGISTRY: dict[str, str | Callable[..., Engine]] = {
     "synthetic": "ltx_jupyter.server.engines.synthetic:SyntheticEngine",
+    "diffusers": "ltx_jupyter.server.engines.ltx_diffusers:DiffusersEngine",
 }
 
 
