@@ -495,7 +495,7 @@ async def _events(server: _Server, record: RequestRecord, with_logs: bool) -> As
     last: tuple[str, int | None] | None = None
     last_write = loop.time()
     while True:
-        version = queue.version
+        version = queue.version(record)
         state = record.state
         position = queue.queue_position(record)
         new_logs = queue.logs(record, sent_logs) if with_logs and state != IN_QUEUE else []
@@ -507,8 +507,8 @@ async def _events(server: _Server, record: RequestRecord, with_logs: bool) -> As
             last_write = loop.time()
         if state == COMPLETED:
             return
-        # Any request's change wakes every stream; a ping goes out after `interval` of silence
-        # on this one.
+        # A change of this request (or of its queue position) wakes the stream; a ping goes out
+        # after `interval` of silence.
         silence = loop.time() - last_write
         if silence >= interval:
             yield ": ping\n\n"
@@ -516,7 +516,7 @@ async def _events(server: _Server, record: RequestRecord, with_logs: bool) -> As
             continue
         if queue.closing:
             return  # the server is shutting down: a stream that ends early is not a result
-        await queue.wait_for_change(version, interval - silence)
+        await queue.wait_for_change(record, version, interval - silence)
 
 
 async def result(request: Request) -> Response:

@@ -2,8 +2,10 @@
 
 Requests wait in one queue ordered by priority (``normal`` before ``low``) then arrival;
 ``concurrency`` of them run at once, each on a worker thread so the event loop stays free.
-Every change (a state change, a new log line, a queue move) bumps :attr:`RequestQueue.version`
-and wakes :meth:`RequestQueue.wait_for_change`, which is what status streams wait on.
+Every change of a request (a state change, a new log line, a move in the queue) bumps its
+version and wakes the status streams of that request only (:meth:`RequestQueue.wait_for_change`);
+a move in the queue wakes the streams of the queued requests, whose positions changed. So a
+change costs the streams that care about it, not every open stream.
 
 All methods but the engine's logging run on the event loop's thread; log lines come from
 worker threads and are appended under a lock. A record's fields are JSON-serialisable
@@ -162,13 +164,13 @@ class RequestQueue:
         self.storage = storage
         self.concurrency = concurrency
         self.on_complete = on_complete
-        self.version = 0
+        self._versions: dict[str, int] = {}
         self._records: dict[str, RequestRecord] = {}
         self._pending: list[RequestRecord] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._lock = threading.Lock()
-        self._notify_scheduled = False
+        self._logged: set[str] = set()  # requests with log lines their streams have not seen
         self._seq = 0
         self._closing = False
         self._streams_closed = False
@@ -210,9 +212,7 @@ class RequestQueue:
             # Joining is instant when every engine returned; an engine stuck past the timeout
             # is left to finish on its own rather than block the loop.
             self._executor.shutdown(wait=not still_running, cancel_futures=True)
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake(list(self._waiters))
 
     @property
     def closing(self) -> bool:
@@ -222,7 +222,7 @@ class RequestQueue:
     def close_streams(self) -> None:
         """Wake every status stream so it ends: the server is shutting down."""
         self._streams_closed = True
-        self._bump()
+        self._wake(list(self._waiters))
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -251,17 +251,26 @@ class RequestQueue:
             result[record.state] += 1
         return result
 
-    async def wait_for_change(self, version: int, timeout: float | None) -> int:
-        """Wait until :attr:`version` differs from ``version`` (or ``timeout``); return it."""
-        if self.version != version or self.closing:
-            return self.version
+    def version(self, record: RequestRecord) -> int:
+        """A counter that changes whenever ``record`` (its state, log or position) changes."""
+        return self._versions.get(record.request_id, 0)
+
+    async def wait_for_change(
+        self, record: RequestRecord, version: int, timeout: float | None
+    ) -> int:
+        """Wait until ``record``'s version differs from ``version`` (or ``timeout``)."""
+        if self.version(record) != version or self.closing:
+            return self.version(record)
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
+        waiters = self._waiters.setdefault(record.request_id, set())
+        waiters.add(waiter)
         try:
             await asyncio.wait({waiter}, timeout=timeout)
         finally:
-            self._waiters.discard(waiter)
-        return self.version
+            waiters.discard(waiter)
+            if not waiters and self._waiters.get(record.request_id) is waiters:
+                del self._waiters[record.request_id]
+        return self.version(record)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -299,7 +308,7 @@ class RequestQueue:
             self._timers[record.request_id] = self._loop.call_later(
                 start_timeout, self._expire, record.request_id
             )
-        self._bump()
+        self._bump(record, queue_moved=True)
         self._work.set()
         return record
 
@@ -316,7 +325,7 @@ class RequestQueue:
             self._finish(record, error=CANCELLED)
         else:
             self._save(record)
-            self._bump()
+            self._bump(record)
         return "requested"
 
     # -- persistence -------------------------------------------------------------------------
@@ -370,17 +379,25 @@ class RequestQueue:
     def _order(record: RequestRecord) -> tuple[int, int]:
         return (1 if record.priority == "low" else 0, record.seq)
 
-    def _bump(self) -> None:
-        self.version += 1
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+    def _bump(self, record: RequestRecord, *, queue_moved: bool = False) -> None:
+        """Note a change of ``record`` and wake its streams (and the queued requests' streams
+        when positions in the queue moved)."""
+        changed = [record.request_id]
+        if queue_moved:
+            changed += [r.request_id for r in self._pending]
+        self._wake(changed)
 
-    def _flush_notify(self) -> None:
+    def _wake(self, request_ids: list[str]) -> None:
+        for request_id in request_ids:
+            self._versions[request_id] = self._versions.get(request_id, 0) + 1
+            for waiter in self._waiters.pop(request_id, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _flush_logged(self) -> None:
         with self._lock:
-            self._notify_scheduled = False
-        self._bump()
+            logged, self._logged = self._logged, set()
+        self._wake(list(logged))
 
     def _append_log(self, record: RequestRecord, message: str, level: str) -> None:
         level = level.upper()
@@ -394,17 +411,19 @@ class RequestQueue:
         }
         with self._lock:
             record.logs.append(entry)
-            if self._notify_scheduled or self._loop is None:
+            first = not self._logged
+            self._logged.add(record.request_id)
+            if not first or self._loop is None:
                 return
-            self._notify_scheduled = True
         # Many lines logged in a burst share one wake-up of the streams. A closed loop means
         # the server is gone and nobody listens.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._flush_notify)
+            self._loop.call_soon_threadsafe(self._flush_logged)
 
     def _drop_pending(self, record: RequestRecord) -> None:
         with contextlib.suppress(ValueError):
             self._pending.remove(record)
+            self._bump(record, queue_moved=True)
         handle = self._timers.pop(record.request_id, None)
         if handle is not None:
             handle.cancel()
@@ -429,7 +448,7 @@ class RequestQueue:
         if error is not None:
             record.error, record.error_type = error
         self._save(record)
-        self._bump()
+        self._bump(record)
         if self.on_complete is not None:
             try:
                 self.on_complete(record)
@@ -452,7 +471,7 @@ class RequestQueue:
         record.state = IN_PROGRESS
         record.started_at = time.time()
         self._save(record)
-        self._bump()
+        self._bump(record, queue_moved=True)
         assert self._loop is not None and self._executor is not None
         try:
             task = _Task(self, record, self.storage.output_dir(record.request_id))
