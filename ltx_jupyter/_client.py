@@ -475,16 +475,19 @@ class QueueClient:
                     if response.status_code in (401, 403, 404):
                         raise error
                     raise _StreamBroken(str(error))
-                async for event in source.aiter_sse():
+                events = source.aiter_sse()
+                async for event in events:
                     if not event.data:
                         continue
                     try:
                         status = self._parse_status(json.loads(event.data), request_id)
                     except (json.JSONDecodeError, ProtocolError) as error:
                         raise _StreamBroken(f"malformed event: {error}") from None
-                    yield status
                     if status.done:
+                        await _read_to_end(events)
+                        yield status
                         return
+                    yield status
         except (httpx.TransportError, SSEError, UnicodeDecodeError) as error:
             raise _StreamBroken(f"{type(error).__name__}: {error}") from None
         raise _StreamBroken("the stream closed before the request completed")
@@ -789,6 +792,19 @@ class QueueClient:
 
 def _content_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+async def _read_to_end(events: AsyncIterator[Any], timeout: float = 1.0) -> None:
+    """Read what follows the last event (the server closes the stream right after it), so the
+    connection goes back to the pool instead of being closed: a new connection for the next
+    request costs more than the whole stream's events."""
+
+    async def exhaust() -> None:
+        async for _ in events:
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError, httpx.TransportError):
+        await asyncio.wait_for(exhaust(), timeout)
 
 
 class _Deadline:

@@ -33,6 +33,8 @@ __all__ = [
     "check_input",
     "endpoint_spec",
     "image_kind",
+    "is_integer",
+    "is_number",
     "parse_output",
     "validate_input",
 ]
@@ -201,7 +203,12 @@ def image_kind(value: Any) -> Literal["url", "data", "file"] | None:
     return None
 
 
-def _is_number(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an int (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -221,10 +228,10 @@ def _check_field(spec: FieldSpec, value: Any, *, allow_files: bool) -> FieldErro
         if spec.required and not value.strip():
             return FieldError(loc, "must not be empty", "string_too_short")
     elif spec.type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_integer(value):
             return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "int_type")
     elif spec.type == "number":
-        if not _is_number(value):
+        if not is_number(value):
             return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "float_type")
     elif spec.type == "boolean":
         if not isinstance(value, bool):
@@ -375,7 +382,7 @@ class VideoFile:
     def from_json(cls, data: Mapping[str, Any]) -> VideoFile:
         def number(key: str, kind: type) -> Any:
             value = data.get(key)
-            return kind(value) if _is_number(value) else None
+            return kind(value) if is_number(value) else None
 
         return cls(
             url=str(data["url"]),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..._errors import FieldError
+from ..._schema import TEXT_TO_VIDEO, check_input, endpoint_spec, is_integer, is_number
 
 __all__ = [
     "Engine",
@@ -21,7 +22,41 @@ __all__ = [
     "EngineError",
     "EngineOutput",
     "EngineTask",
+    "range_error",
+    "shared_field_errors",
 ]
+
+_SHARED_FIELDS = ("prompt", "negative_prompt", "seed")
+
+
+def shared_field_errors(endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
+    """For an endpoint the schema does not know: the fields every LTX endpoint shares (the
+    prompt, required; the negative prompt; the seed), checked by the schema's own rules.
+    Known endpoints are checked whole by the server already."""
+    if endpoint_spec(endpoint_id) is not None:
+        return []
+    shared = {name: data.get(name) for name in _SHARED_FIELDS}
+    return check_input(TEXT_TO_VIDEO, shared, allow_files=False)
+
+
+def range_error(
+    name: str, value: Any, low: float, high: float, *, integer: bool, even: bool = False
+) -> FieldError | None:
+    """The error of an engine's numeric field outside ``low..high`` (or not a number), else None."""
+    loc = ("body", name)
+    kind = "an even integer" if even else ("an integer" if integer else "a number")
+    allowed = f"{kind} from {low:g} to {high:g}"
+    if integer and not is_integer(value):
+        return FieldError(loc, f"must be {allowed}, got {value!r}", "int_type")
+    if not integer and not is_number(value):
+        return FieldError(loc, f"must be {allowed}, got {value!r}", "float_type")
+    if value < low:
+        return FieldError(loc, f"must be {allowed}, got {value!r}", "greater_than_equal")
+    if value > high:
+        return FieldError(loc, f"must be {allowed}, got {value!r}", "less_than_equal")
+    if even and value % 2:
+        return FieldError(loc, f"must be {allowed}, got {value!r}", "value_error")
+    return None
 
 
 class EngineCancelled(Exception):

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import gc
 import io
-import math
 import random
 import threading
 import time
@@ -60,9 +59,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._errors import FieldError
-from ..._schema import DEFAULT_NEGATIVE_PROMPT, endpoint_spec
+from ..._schema import DEFAULT_NEGATIVE_PROMPT, endpoint_spec, is_integer, is_number
 from ..video import write_mp4
-from .base import EngineCancelled, EngineError, EngineOutput, EngineTask
+from .base import (
+    EngineCancelled,
+    EngineError,
+    EngineOutput,
+    EngineTask,
+    range_error,
+    shared_field_errors,
+)
 from .synthetic import _decode_data_uri
 
 if TYPE_CHECKING:
@@ -94,46 +100,18 @@ class _Stop(Exception):
     """Raised from the step callback to leave the pipeline once a job is cancelled."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
 def check_size(name: str, value: Any) -> str | None:
     """Why ``value`` is not a valid ``width``/``height``/``num_frames`` for LTX, or None."""
     if name in ("width", "height"):
         low, high = SIZE_RANGE
         allowed = f"a multiple of {SIZE_MULTIPLE} from {low} to {high}"
-        if not _is_int(value) or not low <= value <= high or value % SIZE_MULTIPLE:
+        if not is_integer(value) or not low <= value <= high or value % SIZE_MULTIPLE:
             return f"must be {allowed} (LTX-Video's constraint), got {value!r}"
         return None
     low, high = FRAMES_RANGE
     allowed = f"of the form {FRAME_MULTIPLE}k+1 from {low} to {high} (e.g. 9, 25, 49, 97, 121)"
-    if not _is_int(value) or not low <= value <= high or (value - 1) % FRAME_MULTIPLE:
+    if not is_integer(value) or not low <= value <= high or (value - 1) % FRAME_MULTIPLE:
         return f"must be an integer {allowed} (LTX-Video's constraint), got {value!r}"
-    return None
-
-
-def _range_error(
-    name: str, value: Any, low: float, high: float, *, integer: bool
-) -> FieldError | None:
-    loc = ("body", name)
-    allowed = f"{'an integer' if integer else 'a number'} from {low:g} to {high:g}"
-    if integer and not _is_int(value):
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "int_type")
-    if not integer and not _is_number(value):
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "float_type")
-    if value < low:
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "greater_than_equal")
-    if value > high:
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "less_than_equal")
     return None
 
 
@@ -193,7 +171,7 @@ class DiffusersEngine:
             problem = check_size(option, value)
             if problem is not None:
                 raise ValueError(f"{option} {problem}")
-        if not _is_number(fps) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        if not is_number(fps) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             raise ValueError(f"fps must be a number from 1 to 60, got {fps!r}")
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -357,25 +335,7 @@ class DiffusersEngine:
 
     def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
         """Check the fields this engine uses, LTX's size and frame constraints included."""
-        errors: list[FieldError] = []
-        if endpoint_spec(endpoint_id) is None:
-            prompt = data.get("prompt")
-            if prompt is None:
-                errors.append(FieldError(("body", "prompt"), "is required (text)", "missing"))
-            elif not isinstance(prompt, str) or not prompt.strip():
-                errors.append(
-                    FieldError(("body", "prompt"), "must be non-empty text", "string_type")
-                )
-            seed = data.get("seed")
-            if seed is not None and not _is_int(seed):
-                errors.append(
-                    FieldError(("body", "seed"), f"must be an integer, got {seed!r}", "int_type")
-                )
-            negative = data.get("negative_prompt")
-            if negative is not None and not isinstance(negative, str):
-                errors.append(
-                    FieldError(("body", "negative_prompt"), "must be text", "string_type")
-                )
+        errors = shared_field_errors(endpoint_id, data)
         image = data.get("image_url")
         if image is not None and (not isinstance(image, str) or not image):
             errors.append(
@@ -400,7 +360,7 @@ class DiffusersEngine:
         for name, low, high, integer in checks:
             value = data.get(name)
             if value is not None:
-                error = _range_error(name, value, low, high, integer=integer)
+                error = range_error(name, value, low, high, integer=integer)
                 if error is not None:
                     errors.append(error)
         return errors

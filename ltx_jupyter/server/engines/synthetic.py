@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from ..._errors import FieldError
-from ..._schema import endpoint_spec
+from ..._schema import endpoint_spec, is_integer, is_number
 from ..video import write_mp4
-from .base import EngineCancelled, EngineOutput, EngineTask
+from .base import EngineCancelled, EngineOutput, EngineTask, range_error, shared_field_errors
 
 __all__ = ["SyntheticEngine"]
 
@@ -60,37 +60,6 @@ FRAMES_RANGE = (1, 257)
 FPS_RANGE = (1, 60)
 STEPS_RANGE = (1, 100)
 GUIDANCE_RANGE = (0, 20)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _range_error(
-    name: str, value: Any, low: float, high: float, *, integer: bool, even: bool = False
-) -> FieldError | None:
-    loc = ("body", name)
-    kind = "an even integer" if even else ("an integer" if integer else "a number")
-    allowed = f"{kind} from {low:g} to {high:g}"
-    if integer and not _is_int(value):
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "int_type")
-    if not integer and not _is_number(value):
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "float_type")
-    if value < low:
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "greater_than_equal")
-    if value > high:
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "less_than_equal")
-    if even and value % 2:
-        return FieldError(loc, f"must be {allowed}, got {value!r}", "value_error")
-    return None
 
 
 def _rng(*parts: Any) -> np.random.Generator:
@@ -254,12 +223,12 @@ class SyntheticEngine:
             ("height", height, *SIZE_RANGE, True),
             ("num_frames", num_frames, *FRAMES_RANGE, False),
         ):
-            if not _is_int(value) or not low <= value <= high or (even and value % 2):
+            if not is_integer(value) or not low <= value <= high or (even and value % 2):
                 parity = "an even integer" if even else "an integer"
                 raise ValueError(f"{option} must be {parity} from {low} to {high}, got {value!r}")
-        if not _is_number(fps) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        if not is_number(fps) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             raise ValueError(f"fps must be a number from 1 to 60, got {fps!r}")
-        if not _is_number(step_seconds) or step_seconds < 0:
+        if not is_number(step_seconds) or step_seconds < 0:
             raise ValueError(f"step_seconds must be a number of at least 0, got {step_seconds!r}")
         self.width = width
         self.height = height
@@ -274,31 +243,16 @@ class SyntheticEngine:
 
     def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
         """Check the fields this engine uses (the prompt, too, for endpoints without a schema)."""
-        errors: list[FieldError] = []
-        if endpoint_spec(endpoint_id) is None:
-            prompt = data.get("prompt")
-            if prompt is None:
-                errors.append(FieldError(("body", "prompt"), "is required (text)", "missing"))
-            elif not isinstance(prompt, str):
-                errors.append(FieldError(("body", "prompt"), "must be text", "string_type"))
-            elif not prompt.strip():
-                errors.append(
-                    FieldError(("body", "prompt"), "must not be empty", "string_too_short")
+        errors = shared_field_errors(endpoint_id, data)
+        image = data.get("image_url")
+        if image is not None and not isinstance(image, str) and endpoint_spec(endpoint_id) is None:
+            errors.append(
+                FieldError(
+                    ("body", "image_url"),
+                    "must be an http(s) URL or a data: URI of an image",
+                    "url_parsing",
                 )
-            seed = data.get("seed")
-            if seed is not None and not _is_int(seed):
-                errors.append(
-                    FieldError(("body", "seed"), f"must be an integer, got {seed!r}", "int_type")
-                )
-            image = data.get("image_url")
-            if image is not None and not isinstance(image, str):
-                errors.append(
-                    FieldError(
-                        ("body", "image_url"),
-                        "must be an http(s) URL or a data: URI of an image",
-                        "url_parsing",
-                    )
-                )
+            )
         checks: list[tuple[str, float, float, bool, bool]] = [
             ("num_inference_steps", *STEPS_RANGE, True, False),
             ("guidance_scale", *GUIDANCE_RANGE, False, False),
@@ -312,7 +266,7 @@ class SyntheticEngine:
             value = data.get(name)
             if value is None:
                 continue
-            error = _range_error(name, value, low, high, integer=integer, even=even)
+            error = range_error(name, value, low, high, integer=integer, even=even)
             if error is not None:
                 errors.append(error)
         return errors
