@@ -730,7 +730,10 @@ class QueueClient:
         try:
             while True:
                 try:
-                    status = await deadline.run(statuses.__anext__(), request_id)
+                    if deadline.unbounded:
+                        status = await statuses.__anext__()
+                    else:
+                        status = await deadline.run(statuses.__anext__(), request_id)
                 except StopAsyncIteration:
                     raise ProtocolError(
                         "the status ended without completion", request_id=request_id
@@ -817,6 +820,10 @@ class _Deadline:
         self._timeout = timeout
         self._loop = asyncio.get_running_loop()
         self._at = None if timeout is None else self._loop.time() + timeout
+
+    @property
+    def unbounded(self) -> bool:
+        return self._at is None
 
     async def run(self, awaitable: Awaitable[Any], request_id: str | None = None) -> Any:
         if self._at is None:

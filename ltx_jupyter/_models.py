@@ -22,7 +22,7 @@ QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
 _STATES: tuple[QueueState, ...] = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     """One log line of a request, as fal sends it."""
 
@@ -66,7 +66,7 @@ def parse_logs(raw: Any) -> tuple[LogEntry, ...] | None:
     return tuple(LogEntry.from_json(item) for item in raw)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestHandle:
     """What a submit answered: the request id and the URLs fal gave for it."""
 
@@ -78,7 +78,7 @@ class RequestHandle:
     queue_position: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueueStatus:
     """One status of a request, polled or streamed.
 
@@ -120,7 +120,7 @@ class QueueStatus:
         return self.state == "COMPLETED"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Queued:
     """The request waits in the queue; ``position`` 0 is next."""
 
@@ -128,7 +128,7 @@ class Queued:
     position: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InProgress:
     """The request runs; ``logs`` holds only the lines new since the previous update."""
 
@@ -136,7 +136,7 @@ class InProgress:
     logs: tuple[LogEntry, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Completed:
     """The request finished and its output is in hand (the last update of a run)."""
 
