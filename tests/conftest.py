@@ -46,3 +46,29 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def ltx_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Make a fresh ``InteractiveShell`` with ltx_jupyter loaded, talking to the queue at
+    ``url`` (``LtxMagics`` config as keywords); the extension is unloaded after the test.
+    The test prepares the rest of the environment (history file, credentials)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shells: list[Any] = []
+
+    def make(url: str, **config: Any) -> Any:
+        monkeypatch.setenv("LTX_QUEUE_URL", url)
+        InteractiveShell.clear_instance()
+        shell = InteractiveShell.instance()
+        shell.history_manager.enabled = False
+        for name, value in config.items():
+            setattr(shell.config.LtxMagics, name, value)
+        shell.run_line_magic("load_ext", "ltx_jupyter")
+        shells.append(shell)
+        return shell
+
+    yield make
+    for shell in shells:
+        shell.run_line_magic("unload_ext", "ltx_jupyter")
+    InteractiveShell.clear_instance()

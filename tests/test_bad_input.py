@@ -28,6 +28,7 @@ from ltx_jupyter._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, validate_input
 from ltx_jupyter.server import LocalServer, ServerConfig
 
 from .conftest import FAST_SERVER
+from .shells import magics_of
 
 SETTINGS = settings(
     max_examples=60,
@@ -123,12 +124,6 @@ def shell(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def magics_of(ip: InteractiveShell) -> Any:
-    from ltx_jupyter.magics import LtxMagics
-
-    return next(c for c in ip.configurables if isinstance(c, LtxMagics))
 
 
 def submits(server: LocalServer) -> int:

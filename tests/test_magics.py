@@ -7,8 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,7 @@ from IPython.utils.capture import capture_output
 
 from ltx_jupyter import Job, JobStatus
 
-
-def eventually(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+from .shells import eventually, magics_of
 
 
 def submits(server: Any) -> int:
@@ -40,35 +31,20 @@ def server_state(server: Any, request_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    """A fresh InteractiveShell with the extension loaded, pointed at a server."""
+def make_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A fresh InteractiveShell with the extension loaded, pointed at a server, working in a
+    temporary folder with its own history and no credentials."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    shells: list[InteractiveShell] = []
 
     def make(server: Any, **config: Any) -> InteractiveShell:
-        monkeypatch.setenv("LTX_QUEUE_URL", server.url)
-        InteractiveShell.clear_instance()
-        shell = InteractiveShell.instance()
-        shell.history_manager.enabled = False
-        for name, value in config.items():
-            setattr(shell.config.LtxMagics, name, value)
-        shell.run_line_magic("load_ext", "ltx_jupyter")
-        shells.append(shell)
-        return shell
+        return ltx_shell(server.url, **config)
 
-    yield make
-    for shell in shells:
-        shell.run_line_magic("unload_ext", "ltx_jupyter")
-    InteractiveShell.clear_instance()
-
-
-def magics_of(shell: InteractiveShell) -> Any:
-    from ltx_jupyter.magics import LtxMagics
-
-    return next(c for c in shell.configurables if isinstance(c, LtxMagics))
+    return make
 
 
 def test_a_cell_returns_at_once_and_the_view_reaches_the_video(make_shell, local_server):

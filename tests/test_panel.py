@@ -22,7 +22,8 @@ from nbclient import NotebookClient
 from ltx_jupyter import Job, JobStatus
 from ltx_jupyter._panel import Panel, magic_cell, open_panel
 from ltx_jupyter._schema import DEFAULT_NEGATIVE_PROMPT, IMAGE_TO_VIDEO, TEXT_TO_VIDEO
-from tests.test_magics import eventually, magics_of, make_shell, submits
+from tests.shells import eventually, magics_of
+from tests.test_magics import make_shell, submits
 
 __all__ = ["make_shell"]  # a fixture, used by name
 

@@ -204,26 +204,15 @@ def test_a_graceful_restart_reruns_the_running_request_instead_of_failing_it(ser
 
 
 @pytest.fixture
-def fresh_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+def fresh_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Shells in a temporary folder with their own history and no credentials."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    shells: list[InteractiveShell] = []
-
-    def make(url: str) -> InteractiveShell:
-        monkeypatch.setenv("LTX_QUEUE_URL", url)
-        InteractiveShell.clear_instance()
-        shell = InteractiveShell.instance()
-        shell.history_manager.enabled = False
-        shell.run_line_magic("load_ext", "ltx_jupyter")
-        shells.append(shell)
-        return shell
-
-    yield make
-    for shell in shells:
-        shell.run_line_magic("unload_ext", "ltx_jupyter")
-    InteractiveShell.clear_instance()
+    return ltx_shell
 
 
 @pytest.mark.timeout(180)

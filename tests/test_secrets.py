@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ltx_jupyter._schema import TEXT_TO_VIDEO
 from ltx_jupyter.server import LocalServer
 
 from .faultproxy import FaultProxy
+from .shells import eventually, magics_of
 
 CANARY = "fal-canary-5e1f0c2b9a7d4e38"
 KEY_ID, KEY_SECRET = "canary-id-7b3e", "canary-secret-41d9"
@@ -113,30 +113,9 @@ def canary_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def shell_for(canary_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    shells: list[InteractiveShell] = []
-
-    def make(url: str, **config: Any) -> InteractiveShell:
-        monkeypatch.setenv("LTX_QUEUE_URL", url)
-        InteractiveShell.clear_instance()
-        shell = InteractiveShell.instance()
-        shell.history_manager.enabled = False
-        for name, value in config.items():
-            setattr(shell.config.LtxMagics, name, value)
-        shell.run_line_magic("load_ext", "ltx_jupyter")
-        shells.append(shell)
-        return shell
-
-    yield make
-    for shell in shells:
-        shell.run_line_magic("unload_ext", "ltx_jupyter")
-    InteractiveShell.clear_instance()
-
-
-def magics_of(shell: InteractiveShell) -> Any:
-    from ltx_jupyter.magics import LtxMagics
-
-    return next(c for c in shell.configurables if isinstance(c, LtxMagics))
+def shell_for(canary_env: Path, ltx_shell: Callable[..., Any]) -> Callable[..., Any]:
+    """Shells made with the canary key in the environment."""
+    return ltx_shell
 
 
 def outputs_text(captured: Any) -> str:
@@ -145,16 +124,6 @@ def outputs_text(captured: Any) -> str:
         parts.append(json.dumps(output.data, default=str))
         parts.append(json.dumps(output.metadata, default=str))
     return "\n".join(parts)
-
-
-def eventually(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 # -- the magic: successful and failed jobs and every error path ---------------------------------
