@@ -22,11 +22,20 @@ __all__ = [
     "EngineError",
     "EngineOutput",
     "EngineTask",
+    "endpoint_defaults",
     "range_error",
     "shared_field_errors",
 ]
 
 _SHARED_FIELDS = ("prompt", "negative_prompt", "seed")
+
+
+def endpoint_defaults(endpoint_id: str) -> dict[str, Any]:
+    """The endpoint's field defaults from the schema (text-to-video's for an endpoint the
+    schema does not know), so engines keep no defaults of their own."""
+    spec = endpoint_spec(endpoint_id) or endpoint_spec(TEXT_TO_VIDEO)
+    assert spec is not None
+    return spec.defaults()
 
 
 def shared_field_errors(endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:

@@ -59,13 +59,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._errors import FieldError
-from ..._schema import DEFAULT_NEGATIVE_PROMPT, endpoint_spec, is_integer, is_number
+from ..._schema import is_integer, is_number
 from ..video import write_mp4
 from .base import (
     EngineCancelled,
     EngineError,
     EngineOutput,
     EngineTask,
+    endpoint_defaults,
     range_error,
     shared_field_errors,
 )
@@ -77,8 +78,6 @@ if TYPE_CHECKING:
 __all__ = ["DiffusersEngine", "check_size"]
 
 VIDEO_NAME = "video.mp4"
-DEFAULT_STEPS = 30
-DEFAULT_GUIDANCE = 3.0
 #: LTX-Video's constraints: sizes are multiples of 32, frame counts are 8k+1.
 SIZE_MULTIPLE = 32
 FRAME_MULTIPLE = 8
@@ -440,21 +439,14 @@ class DiffusersEngine:
         started = time.monotonic()
         task.log(f"diffusers engine: {self.describe()}")
         data = task.input
-        spec = endpoint_spec(task.endpoint_id)
-        defaults = spec.defaults() if spec is not None else {}
+        defaults = endpoint_defaults(task.endpoint_id)
         seed = data.get("seed")
         if seed is None:
             seed = random.randrange(2**31)
         seed = int(seed)
-        steps = int(
-            data.get("num_inference_steps") or defaults.get("num_inference_steps", DEFAULT_STEPS)
-        )
-        guidance = float(
-            data.get("guidance_scale", defaults.get("guidance_scale", DEFAULT_GUIDANCE))
-        )
-        negative = data.get(
-            "negative_prompt", defaults.get("negative_prompt", DEFAULT_NEGATIVE_PROMPT)
-        )
+        steps = int(data.get("num_inference_steps") or defaults["num_inference_steps"])
+        guidance = float(data.get("guidance_scale", defaults["guidance_scale"]))
+        negative = data.get("negative_prompt", defaults["negative_prompt"])
         width, height = data.get("width"), data.get("height")
         if width is None and height is None and data.get("aspect_ratio") == "9:16":
             width, height = self.height, self.width

@@ -48,13 +48,18 @@ import numpy as np
 from ..._errors import FieldError
 from ..._schema import endpoint_spec, is_integer, is_number
 from ..video import write_mp4
-from .base import EngineCancelled, EngineOutput, EngineTask, range_error, shared_field_errors
+from .base import (
+    EngineCancelled,
+    EngineOutput,
+    EngineTask,
+    endpoint_defaults,
+    range_error,
+    shared_field_errors,
+)
 
 __all__ = ["SyntheticEngine"]
 
 VIDEO_NAME = "video.mp4"
-DEFAULT_STEPS = 30
-DEFAULT_GUIDANCE = 3.0
 SIZE_RANGE = (64, 1280)
 FRAMES_RANGE = (1, 257)
 FPS_RANGE = (1, 60)
@@ -273,6 +278,7 @@ class SyntheticEngine:
 
     def _params(self, task: EngineTask) -> _Params:
         data = task.input
+        defaults = endpoint_defaults(task.endpoint_id)
         seed = data.get("seed")
         if seed is None:
             seed = random.randrange(2**31)
@@ -284,8 +290,8 @@ class SyntheticEngine:
         return _Params(
             prompt=str(data.get("prompt", "")),
             seed=int(seed),
-            steps=int(data.get("num_inference_steps") or DEFAULT_STEPS),
-            guidance=float(data.get("guidance_scale", DEFAULT_GUIDANCE)),
+            steps=int(data.get("num_inference_steps") or defaults["num_inference_steps"]),
+            guidance=float(data.get("guidance_scale", defaults["guidance_scale"])),
             width=int(width or self.width),
             height=int(height or self.height),
             num_frames=int(data.get("num_frames") or self.num_frames),
