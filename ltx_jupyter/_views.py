@@ -141,11 +141,6 @@ class JobView(widgets.VBox):
         job = self.job
         self._last_flush = time.monotonic()
         self.flushes += 1
-        colour = _STATUS_COLOURS.get(job.status, "#888")
-        self.status_html.value = (
-            f'<span style="color: {colour}">&#9679;</span> '
-            f'<span class="ltx-status">{escape(job.status_line())}</span>'
-        )
         if job.progress is not None:
             done, total = job.progress
             self.progress.value = done / total
@@ -164,6 +159,13 @@ class JobView(widgets.VBox):
             self.cancel_button.layout.display = "none"
         if job.result is not None and self.show_video:
             self._render_video()
+        # The status goes last: a front end that shows "completed" already has the final log,
+        # progress and video (each trait is its own message, sent in assignment order).
+        colour = _STATUS_COLOURS.get(job.status, "#888")
+        self.status_html.value = (
+            f'<span style="color: {colour}">&#9679;</span> '
+            f'<span class="ltx-status">{escape(job.status_line())}</span>'
+        )
 
     def _render_video(self) -> None:
         job = self.job

@@ -53,11 +53,17 @@ def status_words(lines: list[str]) -> list[str]:
     return [w for i, w in enumerate(words) if i == 0 or w != words[i - 1]]
 
 
-def watch_log(view: Any, timeout: float = 60) -> list[int]:
-    """Sample the view's log until its status says completed; the step numbers seen."""
+def watch_log(view: Any, timeout: float = 60, settle: float = 1.0) -> list[int]:
+    """Sample the view's log until its status says the job ended and the log has then stayed
+    the same for ``settle`` seconds; the step numbers seen, in order.
+
+    Each widget is its own model in the front end, so the status and the log widgets may
+    repaint a frame apart: what counts is the log a person sees once the job has ended.
+    """
     steps: list[int] = []
     deadline = time.monotonic() + timeout
     status = view.locator(".ltx-status")
+    ended_at: float | None = None
     while time.monotonic() < deadline:
         text = status.inner_text()
         log = view.locator("pre.ltx-log")
@@ -65,7 +71,11 @@ def watch_log(view: Any, timeout: float = 60) -> list[int]:
             step = last_step(log.inner_text())
             if not steps or step != steps[-1]:
                 steps.append(step)
-        if "completed" in text or "failed" in text or "cancelled" in text:
+                if ended_at is not None:
+                    ended_at = time.monotonic()
+        if ended_at is None and any(w in text for w in ("completed", "failed", "cancelled")):
+            ended_at = time.monotonic()
+        if ended_at is not None and time.monotonic() - ended_at >= settle:
             return steps
         time.sleep(0.2)
     raise AssertionError(f"the job never finished; last status {status.inner_text()!r}")
