@@ -43,6 +43,9 @@ from ._common import (
 __all__ = ["CLIENTS", "ClientSettings", "run_clients"]
 
 CLIENTS = ("ours", "fal-client")
+#: Our client on httpx's own transport (httpcore on anyio) instead of the default aiohttp one:
+#: run with ``--with-httpx-transport`` to see what the transport is worth.
+OURS_ON_HTTPX = "ours-httpx-transport"
 FAKE_KEY = "bench-key"
 
 
@@ -56,16 +59,18 @@ def _job_input(steps: int, seed: int) -> dict[str, Any]:
 class _OursWorker:
     """Runs jobs through :class:`ltx_jupyter.QueueClient` on one persistent event loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, httpx_transport: bool = False) -> None:
         from ltx_jupyter import QueueClient
 
         self.url = url
         self.loop = asyncio.new_event_loop()
-        self.client = self.loop.run_until_complete(self._make(QueueClient, url))
+        self.client = self.loop.run_until_complete(
+            self._make(QueueClient, url, httpx.AsyncHTTPTransport() if httpx_transport else None)
+        )
 
     @staticmethod
-    async def _make(factory: Callable[..., Any], url: str) -> Any:
-        return factory(queue_url=url)
+    async def _make(factory: Callable[..., Any], url: str, transport: Any) -> Any:
+        return factory(queue_url=url, transport=transport)
 
     def rtt(self, count: int) -> list[float]:
         async def measure() -> list[float]:
@@ -184,7 +189,11 @@ class _FalWorker:
 
 def _worker_main(client_name: str, url: str) -> int:
     """Serve the driver's commands on stdin, one JSON answer per line on stdout."""
-    worker: Any = _OursWorker(url) if client_name == "ours" else _FalWorker(url)
+    worker: Any
+    if client_name == "fal-client":
+        worker = _FalWorker(url)
+    else:
+        worker = _OursWorker(url, httpx_transport=client_name == OURS_ON_HTTPX)
     out = sys.stdout
 
     def answer(data: dict[str, Any]) -> None:
@@ -286,6 +295,7 @@ class ClientSettings:
         step_seconds: float = 0.1,
         burst: int = 200,
         rtt_count: int = 500,
+        with_httpx_transport: bool = False,
     ) -> None:
         self.jobs = jobs
         self.warmup = warmup
@@ -293,6 +303,7 @@ class ClientSettings:
         self.step_seconds = step_seconds
         self.burst = burst
         self.rtt_count = rtt_count
+        self.clients = CLIENTS + ((OURS_ON_HTTPX,) if with_httpx_transport else ())
 
     @classmethod
     def quick(cls) -> ClientSettings:
@@ -366,7 +377,8 @@ def run_clients(settings: ClientSettings, log: Callable[[str], None] = print) ->
     with ServerProcess(*server_options) as server:
         log(f"server {server.url}, {settings.steps} steps x {settings.step_seconds} s per job")
         floor = _floor(server, settings.rtt_count)
-        workers = {name: _Worker(name, server.url) for name in CLIENTS}
+        clients = settings.clients
+        workers = {name: _Worker(name, server.url) for name in clients}
         try:
             stack_rtt = {
                 name: w.call(op="rtt", count=settings.rtt_count)["rtt"]
@@ -377,10 +389,10 @@ def run_clients(settings: ClientSettings, log: Callable[[str], None] = print) ->
                 for worker in workers.values():
                     seed += 1
                     worker.call(op="job", steps=settings.steps, seed=seed)
-            answers: dict[str, list[dict[str, Any]]] = {name: [] for name in CLIENTS}
+            answers: dict[str, list[dict[str, Any]]] = {name: [] for name in clients}
             for index in range(settings.jobs):
                 # Alternate, and alternate who goes first, so drift hits both alike.
-                order = CLIENTS if index % 2 == 0 else CLIENTS[::-1]
+                order = clients if index % 2 == 0 else clients[::-1]
                 for name in order:
                     seed += 1
                     answers[name].append(
@@ -397,7 +409,7 @@ def run_clients(settings: ClientSettings, log: Callable[[str], None] = print) ->
         per_client: dict[str, Any] = {}
         inference_times = []
         with httpx.Client() as http:
-            for name in CLIENTS:
+            for name in clients:
                 done = [a for a in answers[name] if "error" not in a]
                 latencies, requests, by_kind = [], [], {}
                 for answer in done:
@@ -423,7 +435,7 @@ def run_clients(settings: ClientSettings, log: Callable[[str], None] = print) ->
                 }
         measured_job = statistics.median(inference_times) if inference_times else job_seconds
         log(f"  burst of {settings.burst} jobs per client")
-        for name in CLIENTS:
+        for name in clients:
             _wait_idle(server)
             worker = _Worker(name, server.url)
             try:
@@ -488,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="serve the driver's commands on stdin")
-    worker.add_argument("--client", choices=CLIENTS, required=True)
+    worker.add_argument("--client", choices=(*CLIENTS, OURS_ON_HTTPX), required=True)
     worker.add_argument("url")
     args = parser.parse_args(argv)
     return _worker_main(args.client, args.url)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import REPO_ROOT
-from .clients import CLIENTS, ClientSettings, run_clients
+from .clients import ClientSettings, run_clients
 from .magic import MagicSettings, run_magic
 from .server_side import ServerSettings, run_server_side
 
@@ -51,8 +51,7 @@ def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
 def clients_table(result: dict[str, Any]) -> str:
     """The client comparison as a text table."""
     rows = []
-    for name in CLIENTS:
-        c = result["clients"][name]
+    for name, c in result["clients"].items():
         b = c["burst"]
         rows.append(
             [
@@ -136,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the CI smoke version")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument(
+        "--with-httpx-transport",
+        action="store_true",
+        help="also run our client on httpx's own transport, to see what aiohttp's is worth",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "bench" / "results", help="JSON folder"
     )
     args = parser.parse_args(argv)
@@ -146,14 +150,19 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     common = {
-        "command": "python -m bench.run" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "machine": machine(),
     }
     started = time.monotonic()
     runs = {
         "clients": (
-            lambda: run_clients(ClientSettings.quick() if args.quick else ClientSettings(), log),
+            lambda: run_clients(
+                ClientSettings.quick()
+                if args.quick
+                else ClientSettings(with_httpx_transport=args.with_httpx_transport),
+                log,
+            ),
             clients_table,
         ),
         "server": (

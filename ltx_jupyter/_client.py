@@ -42,6 +42,7 @@ from ._errors import (
 from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
 from ._retries import CallKind, RetryPolicy
 from ._schema import endpoint_spec, image_kind, validate_input
+from ._transport import default_transport
 
 __all__ = [
     "DEFAULT_QUEUE_URL",
@@ -204,9 +205,10 @@ class QueueClient:
     ``storage_url`` default to ``LTX_QUEUE_URL`` / ``LTX_STORAGE_URL``, else fal's hosts.
     Against fal's own hosts a key is required (checked before any request); against another
     server, such as ``ltx-jupyter serve``, it is optional. ``transport`` swaps the HTTP
-    transport (for tests); ``poll_interval`` is the polling period when a stream is not used.
-    While following a request, status reads ride out a server outage for up to
-    ``outage_tolerance`` seconds (the overall deadline, when given, still applies).
+    transport (default: aiohttp's, or httpx's own when the environment names a proxy; see
+    ``_transport``); ``poll_interval`` is the polling period when a stream is not used. While
+    following a request, status reads ride out a server outage for up to ``outage_tolerance``
+    seconds (the overall deadline, when given, still applies).
     """
 
     def __init__(
@@ -235,7 +237,7 @@ class QueueClient:
         self.stream_idle_timeout = stream_idle_timeout
         self.outage_tolerance = outage_tolerance
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or default_transport(),
             timeout=httpx.Timeout(request_timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             headers={"User-Agent": f"ltx-jupyter/{__version__}"},

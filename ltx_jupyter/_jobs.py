@@ -249,18 +249,22 @@ class Job:
             raise
 
     def _on_submit(self, handle: RequestHandle) -> None:
-        self.request_id = handle.request_id
-        self.submitted_at = time.time()
-        self.status = JobStatus.QUEUED
-        self.queue_position = handle.queue_position
-        self.session.history.record_submit(
-            handle.request_id,
-            self.endpoint,
-            self.input,
-            self._client.queue_url,
-            submitted_at=self.submitted_at,
-            status=str(JobStatus.QUEUED),
-        )
+        submitted_at = time.time()
+        # The journal first: whoever sees the job's request id can find it in the history.
+        try:
+            self.session.history.record_submit(
+                handle.request_id,
+                self.endpoint,
+                self.input,
+                self._client.queue_url,
+                submitted_at=submitted_at,
+                status=str(JobStatus.QUEUED),
+            )
+        finally:
+            self.request_id = handle.request_id
+            self.submitted_at = submitted_at
+            self.status = JobStatus.QUEUED
+            self.queue_position = handle.queue_position
         if self.cancel_requested:
             self._spawn_cancel()
         self._changed()

@@ -172,7 +172,7 @@ CLEAR_ERRORS = [
         "status: truncated every time",
         {"action": "truncated", "path": STATUS, "status": 200, "size": 500, "times": MANY},
         httpx.RemoteProtocolError,
-        "complete message body",
+        "before the whole body arrived",
     ),
     (
         "status: never answers",
@@ -216,7 +216,7 @@ CLEAR_ERRORS = [
             "times": MANY,
         },
         httpx.RemoteProtocolError,
-        "complete message body",
+        "before the whole body arrived",
     ),
     (
         "result: a 500 with an HTML page",
