@@ -2,8 +2,8 @@
 
 Why not httpx's default transport: following a job reads one server-sent event per log line,
 and through httpcore on anyio each event cost about as much CPU as the rest of the job put
-together. aiohttp parses HTTP in C; with it a followed job costs about a third less CPU
-(``python -m bench.run --only clients``, BENCHMARKS.md). The client's API, auth, retries and
+together. aiohttp parses HTTP in C; with it a followed job costs about 40% less CPU
+(``python -m bench.run --with-httpx-transport``, BENCHMARKS.md). The client's API, auth, retries and
 errors stay httpx's: this is an ``httpx.AsyncBaseTransport``, httpx's own extension point.
 httpx reads proxy settings from the environment only for its own transport, so when the
 environment names a proxy (``HTTPS_PROXY`` and friends) :func:`default_transport` leaves the
