@@ -10,22 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
-    AuthenticationError,
-    FieldError,
-    HTTPError,
-    InputError,
-    LtxError,
-    MissingCredentialsError,
-    ProtocolError,
-    RequestCancelledError,
-    RequestTimeoutError,
-    RunFailedError,
-    ValidationError,
-)
+from . import _errors
+from ._errors import *  # noqa: F403  (every exception; the module lists them in its __all__)
 
 __version__ = "0.1.0"
 
+#: Everything else the package offers, by name, and the module it is imported from on first use.
 _LAZY = {
     "QueueClient": "._client",
     "RetryPolicy": "._retries",
@@ -47,47 +37,64 @@ _LAZY = {
     "Panel": "._panel",
 }
 
-if TYPE_CHECKING:
-    from ._client import QueueClient
-    from ._jobs import Job, JobOptions, JobSession, JobStatus
-    from ._models import Completed, InProgress, LogEntry, Queued, QueueStatus, RequestHandle
-    from ._panel import Panel
-    from ._retries import RetryPolicy
-    from ._schema import VideoFile, VideoResult, validate_input
-    from ._views import JobView
-    from .magics import LtxMagics
+if TYPE_CHECKING:  # the same names as _LAZY, for type checkers (tests/test_public_api.py)
+    from ._client import (
+        QueueClient as QueueClient,
+    )
+    from ._jobs import (
+        Job as Job,
+    )
+    from ._jobs import (
+        JobOptions as JobOptions,
+    )
+    from ._jobs import (
+        JobSession as JobSession,
+    )
+    from ._jobs import (
+        JobStatus as JobStatus,
+    )
+    from ._models import (
+        Completed as Completed,
+    )
+    from ._models import (
+        InProgress as InProgress,
+    )
+    from ._models import (
+        LogEntry as LogEntry,
+    )
+    from ._models import (
+        Queued as Queued,
+    )
+    from ._models import (
+        QueueStatus as QueueStatus,
+    )
+    from ._models import (
+        RequestHandle as RequestHandle,
+    )
+    from ._panel import (
+        Panel as Panel,
+    )
+    from ._retries import (
+        RetryPolicy as RetryPolicy,
+    )
+    from ._schema import (
+        VideoFile as VideoFile,
+    )
+    from ._schema import (
+        VideoResult as VideoResult,
+    )
+    from ._schema import (
+        validate_input as validate_input,
+    )
+    from ._views import (
+        JobView as JobView,
+    )
+    from .magics import (
+        LtxMagics as LtxMagics,
+    )
 
-__all__ = [
-    "AuthenticationError",
-    "Completed",
-    "FieldError",
-    "HTTPError",
-    "InProgress",
-    "InputError",
-    "Job",
-    "JobOptions",
-    "JobSession",
-    "JobStatus",
-    "JobView",
-    "LogEntry",
-    "LtxError",
-    "LtxMagics",
-    "MissingCredentialsError",
-    "Panel",
-    "ProtocolError",
-    "QueueClient",
-    "QueueStatus",
-    "Queued",
-    "RequestCancelledError",
-    "RequestHandle",
-    "RequestTimeoutError",
-    "RetryPolicy",
-    "RunFailedError",
-    "ValidationError",
-    "VideoFile",
-    "VideoResult",
-    "validate_input",
-]
+#: The public API: every name above, and the one extension hook pair below.
+__all__ = sorted([*_errors.__all__, *_LAZY, "load_ipython_extension", "unload_ipython_extension"])
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -102,6 +109,10 @@ def unload_ipython_extension(shell: Any) -> None:
     from .magics import unload_ipython_extension as unload
 
     unload(shell)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def __getattr__(name: str) -> Any:

@@ -41,7 +41,8 @@ from ._errors import (
 )
 from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
 from ._retries import CallKind, RetryPolicy
-from ._schema import endpoint_spec, image_kind, validate_input
+from ._schema import ValidatedInput, endpoint_spec, image_kind, validate_input
+from ._text import value_repr
 from ._transport import default_transport
 
 __all__ = [
@@ -369,7 +370,7 @@ class QueueClient:
     async def submit(
         self,
         endpoint_id: str,
-        arguments: Mapping[str, Any],
+        arguments: Mapping[str, Any] | ValidatedInput,
         *,
         webhook_url: str | None = None,
         priority: Priority | None = None,
@@ -384,14 +385,20 @@ class QueueClient:
         """
         submit_path, _ = split_endpoint_id(endpoint_id)
         headers = submit_headers(webhook_url, priority, start_timeout, hint)
-        arguments = validate_input(submit_path, arguments).arguments
-        arguments = await self.prepare_arguments(submit_path, arguments)
+        # The client is usable alone: unless the caller validated it, it checks the input
+        # itself and refuses a bad one before sending anything.
+        validated = (
+            arguments
+            if isinstance(arguments, ValidatedInput)
+            else validate_input(submit_path, arguments)
+        )
+        prepared = await self.prepare_arguments(submit_path, validated.arguments)
         params = {"fal_webhook": webhook_url} if webhook_url else None
         response = await self._send(
             "submit",
             "POST",
             f"{self.queue_url}/{submit_path}",
-            json=arguments,
+            json=prepared,
             params=params,
             headers=headers,
         )
@@ -401,8 +408,9 @@ class QueueClient:
             raise ProtocolError("the submit answer holds no request_id")
         if not _REQUEST_ID.fullmatch(request_id) or ".." in request_id:
             # It goes into URLs and file names (``--save``): refuse anything but an id.
-            shown = request_id if len(request_id) <= 80 else request_id[:77] + "..."
-            raise ProtocolError(f"the submit answer's request_id {shown!r} is not an id")
+            raise ProtocolError(
+                f"the submit answer's request_id {value_repr(request_id)} is not an id"
+            )
         position = body.get("queue_position")
         return RequestHandle(
             endpoint_id=submit_path,
@@ -664,7 +672,7 @@ class QueueClient:
     async def subscribe(
         self,
         endpoint_id: str,
-        arguments: Mapping[str, Any],
+        arguments: Mapping[str, Any] | ValidatedInput,
         *,
         webhook_url: str | None = None,
         priority: Priority | None = None,

@@ -11,24 +11,33 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._history import redact_for_history
 from ._html import video_mimebundle
+from ._text import shorten
 
 if TYPE_CHECKING:
     from ._history import HistoryEntry
     from ._jobs import Job, JobSession
+    from ._schema import VideoFile
+
+#: Characters of the prompt shown in a row of ``%ltx jobs``.
+PROMPT_COLUMN = 40
 
 __all__ = [
     "JobsTable",
     "VideoDisplay",
     "entry_video",
     "job_caption",
+    "job_mimebundle",
     "job_video",
     "jobs_table",
     "relative_src",
+    "video_caption",
+    "video_source",
 ]
 
 
@@ -57,50 +66,78 @@ def relative_src(path: Path) -> str:
     return Path(os.path.relpath(path.resolve(), Path.cwd().resolve())).as_posix()
 
 
-def job_caption(job: Job) -> str:
-    """Seed, steps, guidance, duration, size and request id of a finished job, on one line."""
-    result = job.result
+def video_source(url: str, saved_path: Path | None = None) -> str:
+    """Where a player loads a video from: the saved file by relative path, else its URL."""
+    return relative_src(saved_path) if saved_path is not None else url
+
+
+def video_caption(
+    input: Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    video: VideoFile | None = None,
+    run_time: float | None = None,
+    request_id: str | None = None,
+) -> str:
+    """One line under a video: seed, steps, guidance, duration, size, run time, request id.
+
+    ``seed`` is the one the result reported (else the input's); every number is formatted
+    the same way wherever a caption is shown.
+    """
     parts = []
-    seed = result.seed if result is not None and result.seed is not None else job.input.get("seed")
+    if seed is None:
+        seed = input.get("seed")
     if seed is not None:
         parts.append(f"seed {seed}")
-    steps = job.input.get("num_inference_steps")
+    steps = input.get("num_inference_steps")
     if steps is not None:
         parts.append(f"{steps} steps")
-    guidance = job.input.get("guidance_scale")
-    if guidance is not None:
-        parts.append(
-            f"guidance {guidance:g}" if isinstance(guidance, float) else f"guidance {guidance}"
-        )
-    if result is not None:
-        video = result.video
+    guidance = input.get("guidance_scale")
+    if isinstance(guidance, (int, float)):
+        parts.append(f"guidance {guidance:g}")
+    if video is not None:
         if video.duration is not None:
             parts.append(f"{video.duration:.1f} s")
         if video.width and video.height:
             parts.append(f"{video.width}×{video.height}")
-    if job.run_time is not None:
-        parts.append(f"made in {job.run_time:.1f} s")
-    if job.request_id:
-        parts.append(f"request {job.request_id}")
+    if run_time is not None:
+        parts.append(f"made in {run_time:.1f} s")
+    if request_id:
+        parts.append(f"request {request_id}")
     return " · ".join(parts)
 
 
-def job_video(job: Job, *, embed: bool = False) -> VideoDisplay:
+def job_caption(job: Job) -> str:
+    """The caption of a job's video (:func:`video_caption` of what the job knows)."""
+    result = job.result
+    return video_caption(
+        job.input,
+        seed=result.seed if result is not None else None,
+        video=result.video if result is not None else None,
+        run_time=job.run_time,
+        request_id=job.request_id,
+    )
+
+
+def job_video(job: Job) -> VideoDisplay:
     """The display object of a completed job's video.
 
-    The source is the saved file's relative path when the job was saved, else the URL; with
-    ``embed`` the bytes themselves, as a ``data:video/mp4`` URI.
+    The source is the saved file's relative path when the job was saved, else the URL; for
+    a job started with ``embed`` it is the bytes the job downloaded when it finished (as a
+    ``data:`` URI). Nothing is downloaded here: a display call never blocks on the network.
     """
     assert job.result is not None
     video = job.result.video
-    if embed:
-        data = job.saved_path.read_bytes() if job.saved_path else job.fetch_bytes()
-        content_type = video.content_type or "video/mp4"
-        src = f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-    elif job.saved_path is not None:
-        src = relative_src(job.saved_path)
-    else:
-        src = video.url
+    caption = job_caption(job)
+    src = video_source(video.url, job.saved_path)
+    note = ""
+    if job.options.embed:
+        if job.video_bytes is not None:
+            content_type = video.content_type or "video/mp4"
+            encoded = base64.b64encode(job.video_bytes).decode("ascii")
+            src = f"data:{content_type};base64,{encoded}"
+        else:
+            note = " (not embedded: the download failed; shown by URL)"
     metadata = {
         "request_id": job.request_id,
         "endpoint": job.endpoint,
@@ -111,8 +148,19 @@ def job_video(job: Job, *, embed: bool = False) -> VideoDisplay:
     if job.saved_path is not None:
         metadata["path"] = relative_src(job.saved_path)
     where = metadata.get("path") or video.url
-    text = f"LTX video {job.request_id}: {where} ({job_caption(job)})"
-    return VideoDisplay(src, text=text, caption=job_caption(job), metadata=metadata)
+    text = f"LTX video {job.request_id}: {where} ({caption}){note}"
+    return VideoDisplay(src, text=text, caption=caption, metadata=metadata)
+
+
+def job_mimebundle(job: Job) -> tuple[dict[str, str], dict[str, Any]]:
+    """How a :class:`Job` shows as an output: its video once completed, else its status line.
+
+    The magic registers this with IPython's display formatter, so the job model itself holds
+    no display code.
+    """
+    if job.result is not None:
+        return job_video(job)._repr_mimebundle_()
+    return {"text/plain": repr(job)}, {}
 
 
 class JobsTable:
@@ -166,7 +214,7 @@ def jobs_table(session: JobSession) -> JobsTable:
                     str(job.status),
                     _age(now - job.created_at),
                     "",
-                    _prompt(job.prompt),
+                    shorten(job.prompt, PROMPT_COLUMN),
                     None,
                 )
             )
@@ -184,29 +232,17 @@ def jobs_table(session: JobSession) -> JobsTable:
                 status.lower(),
                 _age(now - submitted) if submitted else "",
                 f"{duration:.1f}s" if duration is not None else "",
-                entry.prompt_start(),
+                shorten(entry.prompt, PROMPT_COLUMN),
                 link,
             )
         )
     return JobsTable(rows)
 
 
-def _prompt(text: str, n: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
-
-
 def entry_video(entry: HistoryEntry) -> VideoDisplay:
     """The video of a job found in the history (by its URL)."""
     assert entry.video_url is not None
-    caption_parts = []
-    if entry.seed is not None:
-        caption_parts.append(f"seed {entry.seed}")
-    for key, label in (("num_inference_steps", "steps"), ("guidance_scale", "guidance")):
-        if entry.input.get(key) is not None:
-            caption_parts.append(f"{label} {entry.input[key]}")
-    caption_parts.append(f"request {entry.request_id}")
-    caption = " · ".join(caption_parts)
+    caption = video_caption(entry.input, seed=entry.seed, request_id=entry.request_id)
     metadata = {
         "request_id": entry.request_id,
         "endpoint": entry.endpoint,
@@ -215,7 +251,7 @@ def entry_video(entry: HistoryEntry) -> VideoDisplay:
         "seed": entry.seed,
     }
     return VideoDisplay(
-        entry.video_url,
+        video_source(entry.video_url),
         text=f"LTX video {entry.request_id}: {entry.video_url} ({caption})",
         caption=caption,
         metadata=metadata,

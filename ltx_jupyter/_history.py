@@ -99,13 +99,11 @@ class HistoryEntry:
     #: Keys this version does not know (written by a newer version), kept as read.
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def prompt_start(self, n: int = 40) -> str:
-        """The prompt's first ``n`` characters on one line, with ``…`` if it was cut."""
+    @property
+    def prompt(self) -> str:
+        """The prompt the request was sent with ("" when the input holds none)."""
         prompt = self.input.get("prompt")
-        if not isinstance(prompt, str):
-            return ""
-        text = " ".join(prompt.split())
-        return text if len(text) <= n else text[: max(0, n - 1)].rstrip() + "…"
+        return prompt if isinstance(prompt, str) else ""
 
     def _apply(self, record: Mapping[str, Any]) -> None:
         for key, value in record.items():

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ._text import value_repr
+
 __all__ = [
     "escape",
     "image_html",
@@ -68,12 +70,12 @@ def safe_video_src(src: str) -> str:
     """
     clean = _clean(src)
     if clean is None:
-        raise ValueError(f"{_SRC_RULE}; got {_shorten(src)}")
+        raise ValueError(f"{_SRC_RULE}; got {value_repr(src)}")
     lowered = clean.lower()
     if lowered.startswith(("http://", "https://", "data:video/")):
         return clean
     if _HAS_SCHEME.match(clean) or clean.startswith(("/", "\\")):
-        raise ValueError(f"{_SRC_RULE}; got {_shorten(src)}")
+        raise ValueError(f"{_SRC_RULE}; got {value_repr(src)}")
     return clean
 
 
@@ -97,11 +99,6 @@ def image_html(src: str, *, alt: str, max_width: int, max_height: int) -> str:
         f'style="max-width: {int(max_width)}px; max-height: {int(max_height)}px; '
         'object-fit: contain">'
     )
-
-
-def _shorten(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def video_html(

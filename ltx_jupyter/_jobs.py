@@ -1,8 +1,12 @@
 """Jobs: one request to an LTX endpoint, followed on the runner, and the session that owns them.
 
 A :class:`Job` holds everything known about its request: status, every log line, progress,
-timings, the result or the error. It is updated on the runner thread only; readers on other
-threads see consistent values because each update replaces whole objects. A :class:`JobSession`
+timings, the result or the error. It is updated on the runner thread only. Scalar state (status,
+progress, result, error) is replaced whole, so a reader on another thread sees either the old
+or the new value. ``logs`` is one list that only grows: the runner appends each entry, and a
+reader takes ``job.logs[n:]`` (a list slice is atomic under the GIL) to get the lines it has not
+seen. The job holds no display code: views and outputs are built from it elsewhere
+(``_views``, ``_display``). A :class:`JobSession`
 starts jobs (validating their input first, before any request), writes each request id to the
 history journal the moment its submit answers, resumes requests by id, and shuts down cleanly.
 """
@@ -25,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from ._client import (
     QueueClient,
     credentials_from_env,
@@ -43,7 +49,7 @@ from ._history import HistoryEntry, HistoryStore
 from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle
 from ._progress import parse_progress
 from ._runner import Runner, async_wrap, get_runner, shutdown_runner, wait_future
-from ._schema import VideoResult, parse_output, validate_input
+from ._schema import ValidatedInput, VideoResult, parse_output, validate_input
 
 __all__ = ["Job", "JobOptions", "JobSession", "JobStatus"]
 
@@ -95,15 +101,15 @@ class Job:
 
     ``job.wait()`` blocks until it ends (an interrupt cancels the remote request), ``await job``
     does the same in an async cell, ``job.cancel()`` asks the server to cancel, ``job.result``
-    is the :class:`VideoResult` once completed, ``job.save(path)`` downloads the video and
-    ``job.video`` is a display object for it.
+    is the :class:`VideoResult` once completed and ``job.save(path)`` downloads the video. In a
+    notebook with the extension loaded, a job shown as a cell's value is its video.
     """
 
     def __init__(
         self,
         session: JobSession,
         endpoint: str,
-        arguments: Mapping[str, Any],
+        arguments: Mapping[str, Any] | ValidatedInput,
         options: JobOptions,
         *,
         client: QueueClient,
@@ -111,7 +117,10 @@ class Job:
     ) -> None:
         self.session = session
         self.endpoint = endpoint
-        self.input: dict[str, Any] = dict(arguments)
+        self._validated = arguments if isinstance(arguments, ValidatedInput) else None
+        self.input: dict[str, Any] = dict(
+            arguments.arguments if isinstance(arguments, ValidatedInput) else arguments
+        )
         self.options = options
         self.local_id = next(_local_ids)
         self.request_id = request_id
@@ -127,9 +136,11 @@ class Job:
         self.result: VideoResult | None = None
         self.error: BaseException | None = None
         self.saved_path: Path | None = None
+        #: The video's bytes, downloaded when the job finished, for jobs started with ``embed``.
+        self.video_bytes: bytes | None = None
         self.cancel_requested = False
         #: Advice about the input (a prompt longer than the endpoint's guide), not errors.
-        self.warnings: tuple[str, ...] = ()
+        self.warnings: tuple[str, ...] = self._validated.warnings if self._validated else ()
         self._client = client
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
@@ -217,7 +228,7 @@ class Job:
             else:
                 updates = client.subscribe(
                     self.endpoint,
-                    self.input,
+                    self._validated or self.input,
                     timeout=self.options.timeout,
                     priority=self.options.priority,  # type: ignore[arg-type]
                     webhook_url=self.options.webhook_url,
@@ -229,6 +240,8 @@ class Job:
                 raise LtxError("the run ended without a result")
             if self.options.save_dir:
                 await self._save(self._default_save_path(self.options.save_dir))
+            if self.options.embed:
+                await self._fetch_for_embedding()
             return self.result
         except asyncio.CancelledError:
             # Local shutdown (``%unload_ext``): the remote request goes on; the id is in history.
@@ -379,26 +392,25 @@ class Job:
         self._changed()
         return saved
 
+    async def _fetch_for_embedding(self) -> None:
+        """Download the video for ``embed`` on the runner, so showing it never downloads on
+        the kernel thread. A failed download leaves the video shown by URL, with a note."""
+        assert self.result is not None
+        try:
+            if self.saved_path is not None:
+                self.video_bytes = await asyncio.to_thread(self.saved_path.read_bytes)
+            else:
+                self.video_bytes = await self._client.read_file(self.result.url)
+        except (LtxError, OSError, httpx.HTTPError) as error:
+            self.warnings = (*self.warnings, f"the video could not be embedded: {error}")
+        self._changed()
+
     def fetch_bytes(self) -> bytes:
         """The video's bytes, downloaded (blocking)."""
         if self.result is None:
             self.wait()
         assert self.result is not None
         return wait_future(self.session.runner.submit(self._client.read_file(self.result.url)))
-
-    @property
-    def video(self) -> Any:
-        """The finished video as a display object (URL or saved path; bytes with ``embed``)."""
-        from ._display import job_video
-
-        if self.result is None:
-            raise LtxError(f"job {self.short_id} has no video yet ({self.status})")
-        return job_video(self, embed=self.options.embed)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        if self.result is not None:
-            return self.video._repr_mimebundle_(include, exclude)
-        return {"text/plain": repr(self)}
 
 
 async def _await_future(future: concurrent.futures.Future[VideoResult]) -> VideoResult:
@@ -444,7 +456,7 @@ class JobSession:
     def start(
         self,
         endpoint: str,
-        arguments: Mapping[str, Any],
+        arguments: Mapping[str, Any] | ValidatedInput,
         options: JobOptions | None = None,
         *,
         queue_url: str | None = None,
@@ -452,15 +464,20 @@ class JobSession:
     ) -> Job:
         """Validate the input and start a job; returns at once.
 
-        Invalid input, options or a missing key raise here, before any request is sent.
+        Invalid input, options or a missing key raise here, before any request is sent. An
+        input already validated (a :class:`ValidatedInput`, as the magic passes) is not
+        checked again.
         """
         options = options or JobOptions()
         submit_path, _ = split_endpoint_id(endpoint)
-        validated = validate_input(submit_path, arguments)
+        if isinstance(arguments, ValidatedInput) and arguments.endpoint_id == submit_path:
+            validated = arguments
+        else:
+            # On the kernel thread, before the hand-off: a bad input raises in the caller's cell.
+            validated = validate_input(submit_path, arguments)
         submit_headers(options.webhook_url, options.priority, None, None)
         client = self.client(queue_url, storage_url)
-        job = Job(self, submit_path, validated.arguments, options, client=client)
-        job.warnings = validated.warnings
+        job = Job(self, submit_path, validated, options, client=client)
         self.jobs.append(job)
         job._start(self.runner)
         return job

@@ -12,20 +12,18 @@ when a job's status, result or saved file changes, so a chatty log costs nothing
 from __future__ import annotations
 
 import base64
-import json
 import mimetypes
-import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as widgets
 
-from ._display import job_caption, relative_src
+from ._display import job_caption, video_source
 from ._errors import FieldError, LtxError
 from ._html import escape, image_html, safe_image_src, video_html
 from ._jobs import Job, JobOptions, JobSession, JobStatus
-from ._parsing import OPTION_FOR_FIELD
+from ._parsing import magic_cell
 from ._schema import (
     DEFAULT_ENDPOINT,
     ENDPOINTS,
@@ -37,12 +35,10 @@ from ._schema import (
     endpoint_spec,
     image_kind,
 )
+from ._text import shorten
 from ._views import JobView
 
-if TYPE_CHECKING:
-    from .magics import LtxMagics
-
-__all__ = ["Panel", "PanelRun", "magic_cell", "open_panel"]
+__all__ = ["Panel", "PanelRun"]
 
 IMAGE_FIELD = "image_url"
 _ERROR_COLOUR = "#c0392b"
@@ -52,66 +48,6 @@ _MUTED_COLOUR = "#777"
 # the panel names the file instead of sending its bytes twice.
 _PREVIEW_MAX_BYTES = 2_000_000
 _NO_WIDGETS = "its controls need a frontend with Jupyter widgets"
-
-
-def magic_cell(endpoint: str, arguments: Mapping[str, Any]) -> str:
-    """The ``%%ltx`` cell that submits exactly ``arguments`` to ``endpoint``.
-
-    Every field is written out (so the magic's configured defaults cannot change the input),
-    values are quoted with :func:`shlex.quote`, fields without an option of their own (and
-    values an option would not give back unchanged) go as ``--param NAME=JSON``, and the
-    prompt is the literal cell body.
-    """
-    words = ["%%ltx", "--endpoint", shlex.quote(endpoint)]
-    for name, value in arguments.items():
-        if name == "prompt" or value is None:
-            continue
-        option = OPTION_FOR_FIELD.get(name, "")
-        if option.startswith("--") and _option_keeps(name, value):
-            text = repr(value) if isinstance(value, float) else str(value)
-            # "--negative=-text" keeps argparse from reading a leading "-" as an option.
-            joiner = "=" if text.startswith("-") else " "
-            words.append(f"{option}{joiner}{shlex.quote(text)}")
-        else:
-            words += ["--param", shlex.quote(f"{name}={_line_safe_json(value)}")]
-    prompt = arguments.get("prompt")
-    return " ".join(words) + "\n" + (prompt if isinstance(prompt, str) else "")
-
-
-# IPython expands "{expression}" and "$name" on a magic's line (the cell body is left alone),
-# and a line break would end the line: such characters go as JSON escapes, which --param reads
-# back unchanged.
-_LINE_UNSAFE = {"{": "\\u007b", "}": "\\u007d", "$": "\\u0024"}
-
-
-def _line_unsafe(text: str) -> bool:
-    return any(char in text for char in ("\n", "\r", *_LINE_UNSAFE))
-
-
-def _line_safe_json(value: Any) -> str:
-    """``value`` as JSON whose strings hold none of the line-unsafe characters."""
-    if isinstance(value, str):
-        text = json.dumps(value)
-        for char, escaped in _LINE_UNSAFE.items():
-            text = text.replace(char, escaped)
-        return text
-    if isinstance(value, Mapping):
-        # An object's own braces cannot be escaped; the magic should not expand its line.
-        items = (f"{_line_safe_json(str(k))}: {_line_safe_json(v)}" for k, v in value.items())
-        return "{" + ", ".join(items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_line_safe_json(item) for item in value) + "]"
-    return json.dumps(value)
-
-
-def _option_keeps(name: str, value: Any) -> bool:
-    """Whether the magic's option for ``name`` parses ``value`` back to an equal, same-typed
-    value (``--guidance`` reads floats, ``--seed`` and ``--steps`` ints, the rest text)."""
-    if name == "guidance_scale":
-        return isinstance(value, float)
-    if name in ("seed", "num_inference_steps"):
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, str) and not _line_unsafe(value)
 
 
 def _label(text: str, colour: str) -> str:
@@ -186,7 +122,7 @@ class PanelRun:
         job = self.job
         if job.result is None:
             return _label(str(job.status), _MUTED_COLOUR)
-        src = relative_src(job.saved_path) if job.saved_path else job.result.url
+        src = video_source(job.result.url, job.saved_path)
         try:
             return video_html(src, width=192, muted=True, loop=True)
         except ValueError:
@@ -204,29 +140,25 @@ class PanelRun:
         extras = []
         negative = job.input.get("negative_prompt")
         if isinstance(negative, str):
-            extras.append(f"negative: {_shorten(negative, 80)}")
+            extras.append(f"negative: {shorten(negative, 80)}")
         image = job.input.get(IMAGE_FIELD)
         if isinstance(image, str):
             extras.append("image: uploaded" if image.startswith("data:") else f"image: {image}")
         muted = f'<div style="font-size: 11px; color: {_MUTED_COLOUR}">{{}}</div>'
         return (
-            f'<div style="font-size: 12px">{escape(_shorten(job.prompt, 160))}</div>'
+            f'<div style="font-size: 12px">{escape(shorten(job.prompt, 160))}</div>'
             + muted.format(escape(" · ".join(details)))
             + (muted.format(escape(" · ".join(extras))) if extras else "")
         )
-
-
-def _shorten(text: str, length: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
 class Panel(widgets.VBox):
     """A form for LTX Video: prompt, negative prompt, seed, steps, guidance, endpoint and
     image, with Generate and Cancel, a live view per job, and a history of this panel's runs.
 
-    ``Panel()`` uses the endpoint's defaults; ``Panel.from_magics(magics)`` takes the
-    ``%config LtxMagics`` settings and the magic's job session (``%ltx panel`` does this).
+    ``Panel()`` uses the endpoint's defaults; ``%ltx panel`` builds one with the
+    ``%config LtxMagics`` settings and the magic's job session. A configured value the
+    endpoint does not accept raises ``ValueError`` naming it.
     Its text form is a status line, for frontends without widgets.
     """
 
@@ -299,23 +231,6 @@ class Panel(widgets.VBox):
         self._connect()
         self._endpoint_changed()
         self._update_status()
-
-    @classmethod
-    def from_magics(cls, magics: LtxMagics) -> Panel:
-        """A panel with the magic's configuration (``%config LtxMagics``) and job session."""
-        return cls(
-            session=magics.session,
-            endpoint=magics.endpoint,
-            queue_url=magics.queue_url,
-            storage_url=magics.storage_url,
-            steps=magics.steps,
-            guidance=magics.guidance,
-            negative_prompt=magics.negative_prompt,
-            save_dir=magics.save_dir or None,
-            log_lines=magics.log_lines,
-            timeout=magics.timeout,
-            shell=magics.shell,
-        )
 
     # -- building ----------------------------------------------------------------------------
 
@@ -829,16 +744,3 @@ def _close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...]) -> Non
         if child not in skip:
             _close_tree(child, skip)
     widgets.Widget.close(widget)
-
-
-def open_panel(magics: LtxMagics) -> Panel:
-    """``%ltx panel``: a panel with the magic's configuration and session.
-
-    A configured value the endpoint does not accept is a one-line ``UsageError``.
-    """
-    from IPython.core.error import UsageError
-
-    try:
-        return Panel.from_magics(magics)
-    except ValueError as error:
-        raise UsageError(f"%ltx panel: {error}") from None

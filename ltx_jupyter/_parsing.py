@@ -1,4 +1,5 @@
-"""Parsing ``%%ltx`` and ``%ltx`` lines into an endpoint input and run options.
+"""``%%ltx`` cells, both ways: parsing a magic line into an endpoint input and run options,
+and writing the cell that gives back a given input (:func:`magic_cell`).
 
 Lines are split with POSIX ``shlex`` (IPython's own splitter keeps quote characters), then
 parsed by the magic's argparse parser. Every mistake becomes a one-line ``UsageError`` that
@@ -17,13 +18,21 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ._client import split_endpoint_id
 from ._errors import InputError, LtxError
-from ._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, endpoint_spec, validate_input
+from ._schema import (
+    IMAGE_TO_VIDEO,
+    TEXT_TO_VIDEO,
+    ValidatedInput,
+    endpoint_spec,
+    validate_input,
+)
 
 __all__ = [
     "OPTION_FOR_FIELD",
     "RunRequest",
     "build_request",
+    "magic_cell",
     "split_line",
     "usage_error",
 ]
@@ -44,10 +53,9 @@ OPTION_FOR_FIELD = {
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What one ``%%ltx`` asks for: the endpoint input and how to run and show it."""
+    """What one ``%%ltx`` asks for: the validated endpoint input and how to run and show it."""
 
-    endpoint: str
-    arguments: dict[str, Any]
+    input: ValidatedInput
     wait: bool | None = None
     out: str | None = None
     save_dir: str | None = None
@@ -55,7 +63,18 @@ class RunRequest:
     timeout: float | None = None
     priority: str | None = None
     webhook_url: str | None = None
-    warnings: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> str:
+        return self.input.endpoint_id
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.input.arguments
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.input.warnings
 
 
 def split_line(line: str) -> list[str]:
@@ -92,7 +111,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
     name = name.strip()
     if not sep or not name:
         raise UsageError(f"%ltx: --param takes NAME=VALUE, got {text!r}")
-    if not name.isidentifier() or keyword.iskeyword(name):
+    if not name.isidentifier():
         raise UsageError(f"%ltx: --param name {name!r} is not a field name")
     try:
         value = json.loads(raw)
@@ -120,7 +139,12 @@ def build_request(
             "%ltx: the prompt is empty; write it in the cell body under %%ltx "
             "(or after the options of a one-line %ltx)"
         )
-    endpoint = args.endpoint or (IMAGE_TO_VIDEO if args.image else default_endpoint)
+    try:
+        endpoint, _ = split_endpoint_id(
+            args.endpoint or (IMAGE_TO_VIDEO if args.image else default_endpoint)
+        )
+    except LtxError as error:
+        raise usage_error(error) from None
     if args.image and endpoint == TEXT_TO_VIDEO:
         raise UsageError(
             f"%ltx: --image needs an image-to-video endpoint, not {TEXT_TO_VIDEO}; "
@@ -154,12 +178,12 @@ def build_request(
             f"%ltx: --timeout must be a positive number of seconds, got {args.timeout}"
         )
     try:
+        # Here, not only in the session: the errors then name the magic's options.
         validated = validate_input(endpoint, arguments)
     except LtxError as error:
         raise usage_error(error) from None
     return RunRequest(
-        endpoint=endpoint,
-        arguments=validated.arguments,
+        input=validated,
         wait=args.wait,
         out=args.out,
         save_dir=args.save,
@@ -167,5 +191,40 @@ def build_request(
         timeout=args.timeout,
         priority=args.priority,
         webhook_url=args.webhook,
-        warnings=validated.warnings,
     )
+
+
+def magic_cell(endpoint: str, arguments: Mapping[str, Any]) -> str:
+    """The ``%%ltx`` cell that submits exactly ``arguments`` to ``endpoint``.
+
+    Every field is written out (so the magic's configured defaults cannot change the input),
+    values are quoted with :func:`shlex.quote`, fields without an option of their own (and
+    values an option would not give back unchanged) go as ``--param NAME=JSON``, and the
+    prompt is the literal cell body. :func:`build_request` on the cell gives back the input.
+    """
+    words = ["%%ltx", "--endpoint", shlex.quote(endpoint)]
+    for name, value in arguments.items():
+        if name == "prompt" or value is None:
+            continue
+        option = OPTION_FOR_FIELD.get(name, "")
+        if option.startswith("--") and _option_keeps(name, value):
+            text = repr(value) if isinstance(value, float) else str(value)
+            # "--negative=-text" keeps argparse from reading a leading "-" as an option.
+            joiner = "=" if text.startswith("-") else " "
+            words.append(f"{option}{joiner}{shlex.quote(text)}")
+        else:
+            # JSON writes a line break as "\n", so the value stays on the magic's line.
+            words += ["--param", shlex.quote(f"{name}={json.dumps(value)}")]
+    prompt = arguments.get("prompt")
+    return " ".join(words) + "\n" + (prompt if isinstance(prompt, str) else "")
+
+
+def _option_keeps(name: str, value: Any) -> bool:
+    """Whether the magic's option for ``name`` parses ``value`` back to an equal, same-typed
+    value (``--guidance`` reads floats, ``--seed`` and ``--steps`` ints, the rest one-line
+    text)."""
+    if name == "guidance_scale":
+        return isinstance(value, float)
+    if name in ("seed", "num_inference_steps"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str) and "\n" not in value and "\r" not in value

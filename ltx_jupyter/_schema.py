@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import FieldError, InputError, ProtocolError
+from ._text import value_repr
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -242,8 +243,7 @@ def _check_field(spec: FieldSpec, value: Any, *, allow_files: bool) -> FieldErro
             kind = None
         if kind is None or (kind == "file" and not allow_files):
             allowed = spec.allowed() if allow_files else "an http(s) URL or a data: URI of an image"
-            shown = value if isinstance(value, str) and len(value) <= 80 else type(value).__name__
-            return FieldError(loc, f"must be {allowed}, got {shown!r}", "url_parsing")
+            return FieldError(loc, f"must be {allowed}, got {value_repr(value)}", "url_parsing")
     if spec.type in ("integer", "number"):
         if spec.minimum is not None and value < spec.minimum:
             return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "greater_than_equal")
@@ -420,9 +420,8 @@ def parse_output(output: Any, *, request_id: str | None = None) -> VideoResult:
         raise ProtocolError("the result holds no video with a url", request_id=request_id)
     url = video["url"]
     if not _RESULT_URL.match(url) or _URL_BREAKERS.search(url):
-        shown = repr(url if len(url) <= 80 else url[:77] + "...")
         raise ProtocolError(
-            f"the result's video url {shown} is not an http(s) URL or a data:video URI",
+            f"the result's video url {value_repr(url)} is not an http(s) URL or a data:video URI",
             request_id=request_id,
         )
     seed = output.get("seed")

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import ipywidgets as widgets
 
-from ._display import job_caption, relative_src
+from ._display import job_caption, relative_src, video_source
 from ._html import escape, link_html, pre_html, video_html
 from ._jobs import Job, JobStatus
 from ._runner import ScheduledCall
@@ -170,7 +170,7 @@ class JobView(widgets.VBox):
     def _render_video(self) -> None:
         job = self.job
         assert job.result is not None
-        src = relative_src(job.saved_path) if job.saved_path else job.result.url
+        src = video_source(job.result.url, job.saved_path)
         links = [link_html("open", job.result.url)]
         if job.saved_path is not None:
             links.append(f"saved to {escape(relative_src(job.saved_path))}")

@@ -15,18 +15,27 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Float, Int, Unicode, default, observe
+from traitlets import Bool, Bunch, Float, Int, TraitError, Unicode, default, observe, validate
 
-from ._client import default_queue_url, default_storage_url
+from ._client import default_queue_url, default_storage_url, split_endpoint_id
+from ._display import job_mimebundle, job_video
 from ._errors import LtxError
 from ._history import HistoryStore
+from ._html import is_http_url
 from ._jobs import Job, JobOptions, JobSession
 from ._parsing import RunRequest, build_request, split_line, usage_error
-from ._schema import DEFAULT_ENDPOINT, ENDPOINTS
+from ._schema import DEFAULT_ENDPOINT, ENDPOINTS, check_input, endpoint_spec
+from ._text import value_repr
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 SUBCOMMANDS = ("jobs", "show", "cancel", "resume", "panel")
+#: The endpoint field each default setting fills in.
+_FIELD_OF_SETTING = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "negative_prompt": "negative_prompt",
+}
 
 
 @magics_class
@@ -68,6 +77,53 @@ class LtxMagics(Magics):
     history_file = Unicode(
         "", help="Journal of submitted requests ('': LTX_HISTORY_FILE or the user data dir)."
     ).tag(config=True)
+
+    @validate("endpoint")
+    def _valid_endpoint(self, proposal: Bunch) -> str:
+        try:
+            submit_path, _ = split_endpoint_id(proposal["value"])
+        except LtxError as error:
+            raise TraitError(f"LtxMagics.endpoint: {error}") from None
+        return submit_path
+
+    @validate("queue_url", "storage_url")
+    def _valid_base_url(self, proposal: Bunch) -> str:
+        url = str(proposal["value"]).strip()
+        if not is_http_url(url):
+            name = proposal["trait"].name
+            raise TraitError(
+                f"LtxMagics.{name}: must be an http:// or https:// URL, got {value_repr(url)}"
+            )
+        return url.rstrip("/")
+
+    @validate("steps", "guidance", "negative_prompt")
+    def _valid_field_default(self, proposal: Bunch) -> Any:
+        """A default for an endpoint field must be a value the configured endpoint accepts,
+        so a mistake shows when it is set, not at the next run."""
+        value, name = proposal["value"], proposal["trait"].name
+        field = _FIELD_OF_SETTING[name]
+        spec = endpoint_spec(self.endpoint)
+        if value is None or spec is None or spec.field(field) is None:
+            return value
+        for error in check_input(self.endpoint, {"prompt": "x", field: value}):
+            if error.field == field:
+                raise TraitError(f"LtxMagics.{name}: {error.msg} (on {self.endpoint})")
+        return value
+
+    @validate("timeout")
+    def _valid_timeout(self, proposal: Bunch) -> float | None:
+        value = proposal["value"]
+        if value is not None and not value > 0:
+            raise TraitError(
+                f"LtxMagics.timeout: must be a positive number of seconds, got {value}"
+            )
+        return value
+
+    @validate("log_lines")
+    def _valid_log_lines(self, proposal: Bunch) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"LtxMagics.log_lines: must be 0 or more, got {proposal['value']}")
+        return int(proposal["value"])
 
     @default("queue_url")
     def _default_queue_url(self) -> str:
@@ -202,7 +258,7 @@ class LtxMagics(Magics):
         try:
             job = self.session.start(
                 request.endpoint,
-                request.arguments,
+                request.input,
                 options,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
@@ -270,7 +326,7 @@ class LtxMagics(Magics):
             return
         if self._headless():
             print(job.status_line())
-        display(job.video)
+        display(job_video(job))
 
     # -- %ltx subcommands -----------------------------------------------------------------------
 
@@ -291,7 +347,7 @@ class LtxMagics(Magics):
         job = self.session.find(job_id)
         if job is not None:
             if job.result is not None:
-                display(job.video)
+                display(job_video(job))
             elif job.local_id in self.views:
                 display(self.views[job.local_id])
             else:
@@ -304,11 +360,26 @@ class LtxMagics(Magics):
             print(f"ltx {entry.request_id} · {entry.status or 'unknown'} · no video recorded")
 
     def _cmd_panel(self, words: list[str]) -> Any:
-        from ._panel import open_panel
+        from ._panel import Panel
 
         if words:
             raise UsageError("%ltx panel takes no arguments")
-        return open_panel(self)
+        try:
+            return Panel(
+                session=self.session,
+                endpoint=self.endpoint,
+                queue_url=self.queue_url,
+                storage_url=self.storage_url,
+                steps=self.steps,
+                guidance=self.guidance,
+                negative_prompt=self.negative_prompt,
+                save_dir=self.save_dir or None,
+                log_lines=self.log_lines,
+                timeout=self.timeout,
+                shell=self.shell,
+            )
+        except ValueError as error:
+            raise UsageError(f"%ltx panel: {error}") from None
 
     def _cmd_cancel(self, words: list[str]) -> None:
         target = self._one_id("cancel", words)
@@ -384,8 +455,15 @@ def load_ipython_extension(shell: Any) -> None:
     """``%load_ext ltx_jupyter``: register the magics (idempotent) and their config."""
     if id(shell) in _loaded:
         return
-    magics = LtxMagics(shell=shell)
+    try:
+        magics = LtxMagics(shell=shell)
+    except TraitError as error:  # a value from ipython_config.py the settings refuse
+        raise UsageError(
+            f"%load_ext ltx_jupyter: {error}; fix it in ipython_config.py or with %config"
+        ) from None
     shell.register_magics(magics)
+    # A Job shown as a cell's value is its video (or its status line until it has one).
+    shell.display_formatter.mimebundle_formatter.for_type(Job, job_mimebundle)
     if magics not in shell.configurables:
         shell.configurables.append(magics)
     _loaded[id(shell)] = magics
@@ -401,5 +479,6 @@ def unload_ipython_extension(shell: Any) -> None:
     if magics is None:
         return
     magics.close()
+    shell.display_formatter.mimebundle_formatter.pop(Job, None)
     if magics in shell.configurables:
         shell.configurables.remove(magics)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from ltx_jupyter import InputError, LtxError, QueueClient
+from ltx_jupyter import InputError, QueueClient
 from ltx_jupyter._parsing import build_request, split_line
 from ltx_jupyter._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, validate_input
 from ltx_jupyter.server import LocalServer, ServerConfig
@@ -182,17 +181,42 @@ def test_a_bad_option_value_is_a_usage_error_naming_the_option(
     assert_sendable(request.arguments)
 
 
-def test_lines_that_are_refused_send_nothing_to_the_server(
-    shell: InteractiveShell, server: LocalServer
+REFUSED_LINES = [
+    "--steps 0",
+    "--guidance 11",
+    "--seed abc",
+    "--image /no/such/file.png",
+    "--endpoint x",
+    "--param num_inference_steps=500",
+    "--timeout -1",
+    "-o 1bad",
+    "--priority urgent",
+    "--webhook ftp://example.com/hook",
+    "--negative",
+    "stray words",
+]
+
+
+def test_refused_lines_send_nothing_and_accepted_ones_one_submit_each(
+    server_factory: Any, ltx_shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The examples above, checked on the server: every started job sent one submit."""
+    """Counted on a server of its own: each refused line is a UsageError and sends nothing;
+    each accepted line sends exactly one submit."""
+    fresh = server_factory()
+    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    shell = ltx_shell(fresh.url, wait=False)
+    for line in REFUSED_LINES:
+        with pytest.raises(UsageError):
+            shell.run_cell_magic("ltx", line, "a calm sea at dawn")
+    assert submits(fresh) == 0
+    for line in ("--steps 2", "--seed 3 --steps 2"):
+        shell.run_cell_magic("ltx", line, "a calm sea at dawn")
     session = magics_of(shell).session
-    deadline = time.monotonic() + 30
-    while not all(job.done for job in session.jobs):
-        assert time.monotonic() < deadline, "jobs did not end"
-        time.sleep(0.05)
-    sent = sum(1 for job in session.jobs if job.request_id is not None)
-    assert submits(server) == sent
+    assert len(session.jobs) == 2
+    for job in session.jobs:
+        job.wait(30)
+    assert submits(fresh) == 2
 
 
 # -- prompts -------------------------------------------------------------------------------------
@@ -299,8 +323,8 @@ def test_param_values_are_refused_or_sendable(shell: InteractiveShell, name: str
 
 @pytest.fixture(scope="module")
 def panel(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    panel_module = pytest.importorskip("ltx_jupyter._panel")
     from ltx_jupyter import JobSession
+    from ltx_jupyter import _panel as panel_module
     from ltx_jupyter._history import HistoryStore
 
     history = HistoryStore(tmp_path_factory.mktemp("panel") / "history.jsonl")
@@ -368,8 +392,3 @@ def test_huge_prompts_reach_the_server_or_get_its_413(server: LocalServer) -> No
             assert caught.value.status_code == 413 and "limit" in str(caught.value)
 
     asyncio.run(main())
-
-
-def test_no_error_escapes_as_anything_but_ours() -> None:
-    assert issubclass(InputError, LtxError) and issubclass(InputError, ValueError)
-    assert Path(__file__).name == "test_bad_input.py"

@@ -20,6 +20,7 @@ from ltx_jupyter._history import (
     default_history_path,
     redact_for_history,
 )
+from ltx_jupyter._text import shorten
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUE = "https://queue.fal.run/fal-ai/ltx-video/requests"
@@ -230,14 +231,14 @@ def test_redaction_of_unusual_data_uris() -> None:
     assert redact_for_history({"a": not_uri, "n": 3}) == {"a": not_uri, "n": 3}
 
 
-def test_prompt_start() -> None:
+def test_an_entry_gives_its_prompt_for_shortening() -> None:
     entry = HistoryEntry(
         "r", input={"prompt": "  A golden\nretriever   runs through a field of tall grass"}
     )
-    assert entry.prompt_start(20) == "A golden retriever…"
-    assert len(entry.prompt_start(20)) <= 20
-    assert entry.prompt_start(200) == "A golden retriever runs through a field of tall grass"
-    assert HistoryEntry("r").prompt_start() == ""
+    assert shorten(entry.prompt, 20) == "A golden retriever…"
+    assert len(shorten(entry.prompt, 20)) <= 20
+    assert shorten(entry.prompt, 200) == "A golden retriever runs through a field of tall grass"
+    assert HistoryEntry("r").prompt == ""
 
 
 def test_default_path_and_its_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

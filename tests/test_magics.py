@@ -205,7 +205,9 @@ def test_config_traits_set_defaults(make_shell, local_server, tmp_path):
     eventually(lambda: job.saved_path)
     assert job.saved_path.parent == tmp_path / "videos"
     assert job.saved_path.read_bytes()[4:8] == b"ftyp"
-    assert job.video.src == "videos/" + job.saved_path.name
+    data, metadata = shell.display_formatter.format(job)
+    assert f'src="videos/{job.saved_path.name}"' in data["text/html"]
+    assert metadata["ltx_jupyter"]["path"] == "videos/" + job.saved_path.name
 
 
 def test_save_option_shows_the_video_by_relative_path(make_shell, local_server):

@@ -27,6 +27,7 @@ from ltx_jupyter import (
     RetryPolicy,
     RunFailedError,
 )
+from ltx_jupyter._display import job_mimebundle
 from ltx_jupyter._history import HistoryStore
 from ltx_jupyter._schema import TEXT_TO_VIDEO, parse_output
 from ltx_jupyter.server import LocalServer
@@ -340,7 +341,8 @@ def test_a_result_whose_video_url_is_not_http_fails_the_job_clearly(
         assert job.status == JobStatus.FAILED
         assert job.request_id is not None
         assert job.request_id in (tmp_path / "history.jsonl").read_text()
-        assert "text/html" not in job._repr_mimebundle_()  # no player for that URL
+        data, _ = job_mimebundle(job)
+        assert "text/html" not in data  # no player for that URL
     finally:
         session.close()
 

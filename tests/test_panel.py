@@ -20,7 +20,8 @@ from ipywidgets.widgets.widget import _instances
 from nbclient import NotebookClient
 
 from ltx_jupyter import Job, JobStatus
-from ltx_jupyter._panel import Panel, magic_cell, open_panel
+from ltx_jupyter._panel import Panel
+from ltx_jupyter._parsing import magic_cell
 from ltx_jupyter._schema import DEFAULT_NEGATIVE_PROMPT, IMAGE_TO_VIDEO, TEXT_TO_VIDEO
 from tests.shells import eventually, magics_of
 from tests.test_magics import make_shell, submits
@@ -264,7 +265,7 @@ def test_reusing_a_seed_and_loading_from_history_restore_the_run_exactly(make_pa
 
 def test_copy_as_ltx_gives_a_cell_that_submits_the_same_input(make_shell, env):
     shell = make_shell(env, steps=44, negative_prompt="configured negative")
-    panel = open_panel(magics_of(shell))
+    panel = shell.run_line_magic("ltx", "panel")
     assert (panel.steps.value, panel.negative_prompt.value) == (44, "configured negative")
     panel.prompt.value = (
         "A man says 'it's {fine}' at $HOME; the camera pans\n"
@@ -311,7 +312,7 @@ def test_magic_cell_uses_param_for_fields_without_an_option():
 
 def test_image_to_video_from_an_uploaded_png_runs_and_copies_exactly(make_shell, env):
     shell = make_shell(env)
-    panel = open_panel(magics_of(shell))
+    panel = shell.run_line_magic("ltx", "panel")
     picture = png_bytes()
     data_uri = "data:image/png;base64," + base64.b64encode(picture).decode("ascii")
     panel.endpoint_choice.value = IMAGE_TO_VIDEO
@@ -376,12 +377,25 @@ def test_cancel_stops_the_running_jobs(make_panel, server_factory, monkeypatch):
     assert "cancelled" in panel.runs[0].summary.value
 
 
-def test_a_configured_value_out_of_range_is_a_usage_error(make_shell, env):
+def test_a_configured_value_out_of_range_is_refused_when_set(make_shell, env, caplog):
     from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
 
-    shell = make_shell(env, steps=80)
-    with pytest.raises(UsageError, match=r"%ltx panel: num_inference_steps: must be .* 1 to 50"):
-        open_panel(magics_of(shell))
+    shell = make_shell(env)
+    shell.run_line_magic("config", "LtxMagics.steps = 80")  # %config logs what it refused
+    assert "LtxMagics.steps: must be an integer from 1 to 50, got 80" in caplog.text
+    assert shell.run_line_magic("config", "LtxMagics.steps") is None  # unchanged
+    panel = shell.run_line_magic("ltx", "panel")
+    assert panel.steps.value == 30
+    panel.close()
+    shell.run_line_magic("unload_ext", "ltx_jupyter")
+
+    # The same value from ipython_config.py: loading the extension says what to fix.
+    InteractiveShell.clear_instance()
+    configured = InteractiveShell.instance()
+    configured.config.LtxMagics.steps = 80
+    with pytest.raises(UsageError, match=r"LtxMagics.steps: .* 1 to 50, got 80.*ipython_config"):
+        configured.run_line_magic("load_ext", "ltx_jupyter")
 
 
 def test_the_panel_notebook_runs_headless_without_the_key(tmp_path, monkeypatch):

@@ -11,11 +11,7 @@ from tests.test_kernel import drain, execute, kernel_for, state_value
 __all__ = ["kernel_for"]  # a fixture, used by name
 
 OPEN_PANEL = """\
-from ltx_jupyter._panel import open_panel
-from ltx_jupyter.magics import LtxMagics
-
-magics = next(c for c in get_ipython().configurables if isinstance(c, LtxMagics))
-panel = open_panel(magics)
+panel = %ltx panel
 panel
 """
 

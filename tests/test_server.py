@@ -327,13 +327,11 @@ def test_stream_batches_ten_thousand_log_lines(server_factory: Callable[..., Loc
     server = server_factory(engine="chatty")
     with client_for(server) as client:
         sub = submit(client)
-        started = time.monotonic()
         events, _ = read_stream(client, sub["status_url"] + "/stream", logs=1)
-        elapsed = time.monotonic() - started
+    # Every line once and in order, batched into few events (how fast: bench/server_side.py).
     streamed = [entry["message"] for e in events for entry in (e.get("logs") or [])]
     assert streamed == [f"line {i}" for i in range(10_000)]
     assert len(events) < 100
-    assert elapsed < 1.2  # 0.2 s of it is the engine's own sleep
 
 
 def test_stream_disconnect_leaves_no_waiter(server_factory: Callable[..., LocalServer]) -> None:
