@@ -17,8 +17,8 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode, default, observe
 
-from ._client import default_queue_url, default_storage_url
 from ._errors import LtxError
+from ._fal import PRIORITIES, default_queue_url, default_storage_url
 from ._history import HistoryStore
 from ._jobs import Job, JobOptions, JobSession
 from ._parsing import RunRequest, build_request, split_line, usage_error
@@ -130,7 +130,7 @@ class LtxMagics(Magics):
         "interactively, wait headless).",
     )
     @argument("--timeout", type=float, metavar="SECONDS", help="Client deadline; then cancel.")
-    @argument("--priority", choices=("normal", "low"), help="Queue priority (default normal).")
+    @argument("--priority", choices=PRIORITIES, help="Queue priority (default normal).")
     @argument("--webhook", metavar="URL", help="URL fal POSTs the result to when it ends.")
     @argument_group("Output")
     @argument("-o", "--out", metavar="NAME", help="Store the Job in this variable.")
