@@ -18,20 +18,16 @@ import inspect
 import json
 import mimetypes
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 
-from . import __version__
 from ._errors import (
     AuthenticationError,
     FieldError,
     HTTPError,
-    InputError,
     MissingCredentialsError,
     ProtocolError,
     RequestCancelledError,
@@ -39,129 +35,34 @@ from ._errors import (
     RunFailedError,
     ValidationError,
 )
+from ._fal import (
+    ERROR_TYPE_HEADER,
+    REQUEST_ID_HEADER,
+    USER_AGENT,
+    WEBHOOK_PARAM,
+    authorization,
+    credentials_from_env,
+    default_queue_url,
+    default_storage_url,
+    is_fal_url,
+    is_request_id,
+    split_endpoint_id,
+    submit_headers,
+)
 from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
 from ._retries import CallKind, RetryPolicy
 from ._schema import ValidatedInput, endpoint_spec, image_kind, validate_input
 from ._text import value_repr
 from ._transport import default_transport
 
-__all__ = [
-    "DEFAULT_QUEUE_URL",
-    "DEFAULT_STORAGE_URL",
-    "QueueClient",
-    "credentials_from_env",
-    "default_queue_url",
-    "default_storage_url",
-    "is_fal_url",
-    "split_endpoint_id",
-    "submit_headers",
-]
+__all__ = ["QueueClient"]
 
-DEFAULT_QUEUE_URL = "https://queue.fal.run"
-DEFAULT_STORAGE_URL = "https://rest.fal.ai"
 #: Local files up to this size go inline as data: URIs; larger ones are uploaded to storage.
 DEFAULT_DATA_URI_LIMIT = 256 * 1024
-_FAL_DOMAINS = ("fal.run", "fal.ai", "fal.media")
-#: What a request id may look like (fal's are UUIDs).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _OUTAGE_STATUS = frozenset({502, 503, 504})
 _CANCELLED_ERROR_TYPES = frozenset({"request_cancelled", "cancelled", "canceled"})
 Priority = Literal["normal", "low"]
 OnSubmit = Callable[[RequestHandle], Awaitable[None] | None]
-
-
-def default_queue_url() -> str:
-    """``LTX_QUEUE_URL`` from the environment, else fal's queue."""
-    return (os.environ.get("LTX_QUEUE_URL") or DEFAULT_QUEUE_URL).rstrip("/")
-
-
-def default_storage_url(queue_url: str | None = None) -> str:
-    """``LTX_STORAGE_URL``; else fal's storage for fal's queue, or the queue server itself
-    (the local server serves both)."""
-    url = os.environ.get("LTX_STORAGE_URL")
-    if url:
-        return url.rstrip("/")
-    queue = queue_url or default_queue_url()
-    return DEFAULT_STORAGE_URL if is_fal_url(queue) else queue.rstrip("/")
-
-
-def credentials_from_env() -> str | None:
-    """``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``, else None."""
-    key = os.environ.get("FAL_KEY")
-    if key:
-        return key
-    key_id, secret = os.environ.get("FAL_KEY_ID"), os.environ.get("FAL_KEY_SECRET")
-    if key_id and secret:
-        return f"{key_id}:{secret}"
-    return None
-
-
-def is_fal_url(url: str) -> bool:
-    """Whether ``url`` is one of fal's own hosts (which require credentials)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == d or host.endswith("." + d) for d in _FAL_DOMAINS)
-
-
-def split_endpoint_id(endpoint_id: str) -> tuple[str, str]:
-    """The submit path (the whole id) and the app path (status, result and cancel use it).
-
-    ``fal-ai/ltx-video/image-to-video`` gives ``("fal-ai/ltx-video/image-to-video",
-    "fal-ai/ltx-video")``. A legacy ``1234-app`` id means ``1234/app``; ids under the
-    ``workflows`` and ``comfy`` namespaces keep three segments.
-    """
-    text = endpoint_id.strip().strip("/")
-    parts = [p for p in text.split("/") if p]
-    if len(parts) == 1 and "-" in parts[0] and parts[0].split("-", 1)[0].isdigit():
-        parts = parts[0].split("-", 1)
-    app_segments = 3 if parts and parts[0] in ("workflows", "comfy") else 2
-    if len(parts) < app_segments or any(p in (".", "..") for p in parts):
-        raise InputError(
-            [
-                FieldError(
-                    ("endpoint",),
-                    f"{endpoint_id!r} is not an endpoint id; use owner/alias[/path], "
-                    "e.g. 'fal-ai/ltx-video'",
-                )
-            ]
-        )
-    return "/".join(parts), "/".join(parts[:app_segments])
-
-
-def submit_headers(
-    webhook_url: str | None,
-    priority: str | None,
-    start_timeout: float | None,
-    hint: str | None,
-) -> dict[str, str]:
-    """The submit headers for these options; :class:`InputError` naming a bad one."""
-    errors = []
-    headers = {}
-    if priority is not None:
-        if priority in ("normal", "low"):
-            headers["X-Fal-Queue-Priority"] = priority
-        else:
-            errors.append(FieldError(("priority",), f"must be 'normal' or 'low', got {priority!r}"))
-    if start_timeout is not None:
-        if (
-            isinstance(start_timeout, (int, float))
-            and not isinstance(start_timeout, bool)
-            and (start_timeout > 1)
-        ):
-            headers["X-Fal-Request-Timeout"] = str(float(start_timeout))
-        else:
-            errors.append(
-                FieldError(
-                    ("start_timeout",),
-                    f"must be a number of seconds above 1, got {start_timeout!r}",
-                )
-            )
-    if webhook_url is not None and not webhook_url.lower().startswith(("http://", "https://")):
-        errors.append(FieldError(("webhook",), f"must be an http(s) URL, got {webhook_url!r}"))
-    if hint:
-        headers["X-Fal-Runner-Hint"] = hint
-    if errors:
-        raise InputError(errors)
-    return headers
 
 
 class _Secret:
@@ -191,7 +92,7 @@ class _KeyAuth(httpx.Auth):
         return f"<fal key auth: credentials {self._secret!r}>"
 
     def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers["Authorization"] = "Key " + (self._secret.reveal() or "")
+        request.headers["Authorization"] = authorization(self._secret.reveal() or "")
         yield request
 
 
@@ -241,7 +142,7 @@ class QueueClient:
             transport=transport or default_transport(),
             timeout=httpx.Timeout(request_timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            headers={"User-Agent": f"ltx-jupyter/{__version__}"},
+            headers={"User-Agent": USER_AGENT},
         )
         #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
         self.stats: dict[str, int] = {
@@ -342,7 +243,7 @@ class QueueClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         detail: Any = None
-        error_type = response.headers.get("x-fal-error-type")
+        error_type = response.headers.get(ERROR_TYPE_HEADER)
         if isinstance(body, Mapping):
             detail = body.get("detail", body.get("status"))
             error_type = error_type or body.get("error_type")
@@ -350,7 +251,7 @@ class QueueClient:
             detail = response.text[:300].strip() or response.reason_phrase
         kwargs = {
             "error_type": error_type,
-            "request_id": response.headers.get("x-fal-request-id") or request_id,
+            "request_id": response.headers.get(REQUEST_ID_HEADER) or request_id,
             "url": str(response.request.url) if response.request else None,
         }
         if response.status_code == 422:
@@ -393,7 +294,7 @@ class QueueClient:
             else validate_input(submit_path, arguments)
         )
         prepared = await self.prepare_arguments(submit_path, validated.arguments)
-        params = {"fal_webhook": webhook_url} if webhook_url else None
+        params = {WEBHOOK_PARAM: webhook_url} if webhook_url else None
         response = await self._send(
             "submit",
             "POST",
@@ -406,7 +307,7 @@ class QueueClient:
         request_id = body.get("request_id") if isinstance(body, Mapping) else None
         if not isinstance(request_id, str) or not request_id:
             raise ProtocolError("the submit answer holds no request_id")
-        if not _REQUEST_ID.fullmatch(request_id) or ".." in request_id:
+        if not is_request_id(request_id):
             # It goes into URLs and file names (``--save``): refuse anything but an id.
             raise ProtocolError(
                 f"the submit answer's request_id {value_repr(request_id)} is not an id"

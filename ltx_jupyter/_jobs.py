@@ -31,19 +31,19 @@ from typing import Any
 
 import httpx
 
-from ._client import (
-    QueueClient,
+from ._client import QueueClient
+from ._errors import (
+    LtxError,
+    MissingCredentialsError,
+    RequestCancelledError,
+)
+from ._fal import (
     credentials_from_env,
     default_queue_url,
     default_storage_url,
     is_fal_url,
     split_endpoint_id,
     submit_headers,
-)
-from ._errors import (
-    LtxError,
-    MissingCredentialsError,
-    RequestCancelledError,
 )
 from ._history import HistoryEntry, HistoryStore
 from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle

@@ -18,8 +18,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ._client import split_endpoint_id
 from ._errors import InputError, LtxError
+from ._fal import split_endpoint_id
 from ._schema import (
     IMAGE_TO_VIDEO,
     TEXT_TO_VIDEO,

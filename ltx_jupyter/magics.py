@@ -17,9 +17,9 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 from IPython.display import display
 from traitlets import Bool, Bunch, Float, Int, TraitError, Unicode, default, observe, validate
 
-from ._client import default_queue_url, default_storage_url, split_endpoint_id
 from ._display import job_mimebundle, job_video
 from ._errors import LtxError
+from ._fal import PRIORITIES, default_queue_url, default_storage_url, split_endpoint_id
 from ._history import HistoryStore
 from ._html import is_http_url
 from ._jobs import Job, JobOptions, JobSession
@@ -186,7 +186,7 @@ class LtxMagics(Magics):
         "interactively, wait headless).",
     )
     @argument("--timeout", type=float, metavar="SECONDS", help="Client deadline; then cancel.")
-    @argument("--priority", choices=("normal", "low"), help="Queue priority (default normal).")
+    @argument("--priority", choices=PRIORITIES, help="Queue priority (default normal).")
     @argument("--webhook", metavar="URL", help="URL fal POSTs the result to when it ends.")
     @argument_group("Output")
     @argument("-o", "--out", metavar="NAME", help="Store the Job in this variable.")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from ltx_jupyter.server import LocalServer, ServerConfig
-from ltx_jupyter.server import app as server_app
+from ltx_jupyter.server import middleware as server_middleware
 from ltx_jupyter.server.cli import build_parser
 
 T2V = "fal-ai/ltx-video"
@@ -62,13 +62,13 @@ def test_the_key_is_compared_in_constant_time(
 ) -> None:
     key = "k" * 32
     calls: list[tuple[bytes, bytes]] = []
-    real = server_app.hmac.compare_digest
+    real = server_middleware.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(server_app.hmac, "compare_digest", spy)
+    monkeypatch.setattr(server_middleware.hmac, "compare_digest", spy)
     server = server_factory(key=key)
     for sent in ("k" * 31 + "x", "k" * 31, key + "k", "K" * 32):
         answer = httpx.get(server.url + "/_local/stats", headers={"Authorization": f"Key {sent}"})

@@ -1,6 +1,6 @@
 """The fal-compatible queue API as a Starlette app: :func:`create_app`.
 
-Routes (see ``/work/shared/fal-queue-protocol.md`` for the wire format they follow)::
+Routes, following fal's queue protocol (the ``fal-client`` and ``@fal-ai/client`` wire format)::
 
     POST /{endpoint_id}                              submit (any depth of endpoint id)
     GET  /{app}/requests/{id}/status                 status (202 pending, 200 completed)
@@ -12,250 +12,62 @@ Routes (see ``/work/shared/fal-queue-protocol.md`` for the wire format they foll
     GET  /files/{request_or_upload_id}/{name}        outputs and uploads (HTTP Range works)
     GET  /health, /_local/stats, /_local/requests/{id}
 
-``{app}`` is ``[namespace/]owner/alias``: the endpoint id without its sub-path.
+``{app}`` is ``[namespace/]owner/alias``: the endpoint id without its sub-path. Endpoint ids,
+submit headers and webhook URLs follow :mod:`ltx_jupyter._fal`, the rules the client uses too.
 
 Browser safety: a request carrying an ``Origin`` header that is neither the server's own nor
 in ``ServerConfig.allowed_origins`` is refused with 403 (a web page the user visits cannot
-drive the server), except plain media loads of ``/files/...``. Submit bodies are bounded by
+drive the server), except plain media loads of ``/files/...``; that check, the key check and
+the request counts are the middlewares of :mod:`.middleware`. Submit bodies are bounded by
 ``max_body_bytes`` (413 beyond), uploads by ``max_upload_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-import math
-import re
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._errors import FieldError
+from .._errors import FieldError, InputError
+from .._fal import (
+    ERROR_TYPE_HEADER,
+    REQUEST_ID_HEADER,
+    TIMEOUT_TYPE_HEADER,
+    read_submit_options,
+    split_endpoint_id,
+)
 from .._schema import check_input
 from .config import ServerConfig
 from .engines import Engine, get_engine
+from .middleware import (
+    AuthMiddleware,
+    OriginMiddleware,
+    Stats,
+    StatsMiddleware,
+    error_response,
+)
 from .queue import CANCELLED, COMPLETED, IN_QUEUE, TIMED_OUT, RequestQueue, RequestRecord
 from .storage import Storage
 
-__all__ = ["create_app", "parse_endpoint_id"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
-NAMESPACES = ("workflows", "comfy")
-#: First path segments that are this server's own routes, never endpoint owners.
-RESERVED = frozenset({"storage", "files", "health", "_local"})
-REQUEST_ID_HEADER = "x-fal-request-id"
-AUTH_DETAIL = (
-    "Missing or invalid credentials: send 'Authorization: Key <key>' with the key this "
-    "server was started with (--key or LTX_SERVER_KEY)."
-)
-KINDS = ("submit", "status", "stream", "result", "cancel", "upload", "file", "other")
-_LEGACY_ID = re.compile(r"^([0-9]+)-([a-zA-Z0-9-]+)$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def parse_endpoint_id(endpoint_id: str) -> tuple[str, str]:
-    """Split an endpoint id into ``(normalised id, app path)``; ``ValueError`` if invalid.
-
-    The app path is ``[namespace/]owner/alias``, the prefix of the per-request URLs.
-    ``1234-myapp`` is the legacy spelling of ``1234/myapp``.
-    """
-    text = endpoint_id.strip("/")
-    legacy = _LEGACY_ID.match(text)
-    if legacy:
-        text = f"{legacy.group(1)}/{legacy.group(2)}"
-    parts = text.split("/")
-    needed = 3 if parts[0] in NAMESPACES else 2
-    if len(parts) < needed or not all(parts) or parts[0] in RESERVED:
-        shape = "namespace/owner/alias[/path]" if needed == 3 else "owner/alias[/path]"
-        raise ValueError(
-            f"Invalid endpoint id {endpoint_id!r}: expected {shape}, e.g. fal-ai/ltx-video"
-        )
-    return text, "/".join(parts[:needed])
-
-
-def _detail(status_code: int, detail: Any, **extra: Any) -> JSONResponse:
-    headers = extra.pop("headers", None)
-    return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
 def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() in _TRUE
-
-
-class _Stats:
-    """Counts of handled HTTP requests, by kind and by request id."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.by_kind: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self.by_request: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0})
-
-    def record(self, kind: str, request_id: str | None) -> None:
-        self.total += 1
-        self.by_kind[kind] += 1
-        if request_id:
-            counts = self.by_request[request_id]
-            counts[kind] = counts.get(kind, 0) + 1
-            counts["total"] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "by_kind": dict(self.by_kind),
-            "by_request": {k: dict(v) for k, v in self.by_request.items()},
-        }
-
-
-def _classify(method: str, path: str) -> str:
-    if path.startswith("/storage/upload"):
-        return "upload"
-    if path.startswith("/files/"):
-        return "file"
-    if "/requests/" in path and not path.startswith("/_local/"):
-        if path.endswith("/status/stream"):
-            return "stream"
-        if path.endswith("/status"):
-            return "status"
-        if path.endswith("/cancel"):
-            return "cancel"
-        if method in ("GET", "HEAD"):
-            return "result"
-    if method == "POST" and not path.startswith("/_local/"):
-        return "submit"
-    return "other"
-
-
-class _StatsMiddleware:
-    """Counts each response by kind, and by the request id its ``x-fal-request-id`` names."""
-
-    def __init__(self, app: ASGIApp, stats: _Stats) -> None:
-        self.app = app
-        self.stats = stats
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        kind = _classify(scope["method"], scope["path"])
-
-        async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                request_id = Headers(raw=message.get("headers", [])).get(REQUEST_ID_HEADER)
-                self.stats.record(kind, request_id)
-            await send(message)
-
-        await self.app(scope, receive, counting_send)
-
-
-class _AuthMiddleware:
-    """Requires ``Authorization: Key <key>`` on every route but ``/health`` and ``/files/``."""
-
-    def __init__(self, app: ASGIApp, key: str | None) -> None:
-        self.app = app
-        self.key = key.encode() if key else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or self.key is None
-            or path == "/health"
-            or path.startswith("/files/")
-        ):
-            await self.app(scope, receive, send)
-            return
-        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() != "key" or not hmac.compare_digest(
-            credentials.strip().encode(), self.key
-        ):
-            response = _detail(401, AUTH_DETAIL, headers={"WWW-Authenticate": "Key"})
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-ORIGIN_DETAIL = (
-    "Cross-origin request from {origin} refused: start the server with "
-    "--allow-origin {origin} (ServerConfig.allowed_origins) to allow that page."
-)
-_CORS_HEADERS = "authorization, content-type, x-fal-queue-priority, x-fal-request-timeout, "
-_CORS_HEADERS += "x-fal-runner-hint, x-fal-object-lifecycle-preference"
-
-
-class _OriginMiddleware:
-    """Refuses cross-origin browser requests (403) unless their origin is allowed.
-
-    Requests without an ``Origin`` header (scripts, notebooks' kernels, ``<video src>``
-    loads, which browsers send as no-cors GETs without one) and same-origin requests pass.
-    ``GET``/``HEAD`` of ``/files/...`` always pass: those files are public by URL already, and
-    a ``<video crossorigin>`` load sends an ``Origin``. Allowed origins get CORS headers and
-    their preflight ``OPTIONS`` requests are answered.
-    """
-
-    def __init__(self, app: ASGIApp, allowed_origins: tuple[str, ...]) -> None:
-        self.app = app
-        self.allowed = frozenset(o.lower() for o in allowed_origins)
-
-    def _allowed(self, scope: Scope, headers: Headers, origin: str) -> bool:
-        lowered = origin.lower()
-        if "*" in self.allowed or lowered in self.allowed:
-            return True
-        host = headers.get("host")
-        return host is not None and lowered == f"{scope.get('scheme', 'http')}://{host}".lower()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        method, path = scope["method"], scope.get("path", "")
-        if origin is None or (method in ("GET", "HEAD") and path.startswith("/files/")):
-            await self.app(scope, receive, send)
-            return
-        if not self._allowed(scope, headers, origin):
-            shown = json.dumps(origin[:200])
-            response = _detail(403, ORIGIN_DETAIL.format(origin=shown), error_type="bad_request")
-            await response(scope, receive, send)
-            return
-        cors = [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"vary", b"Origin"),
-            (b"access-control-expose-headers", b"x-fal-request-id, x-fal-error-type"),
-        ]
-        if method == "OPTIONS" and "access-control-request-method" in headers:
-            preflight = Response(
-                status_code=204,
-                headers={
-                    "Access-Control-Allow-Origin": origin,
-                    "Vary": "Origin",
-                    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT",
-                    "Access-Control-Allow-Headers": _CORS_HEADERS,
-                    "Access-Control-Max-Age": "600",
-                },
-            )
-            await preflight(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *cors]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
 
 
 class _BodyTooLarge(Exception):
@@ -278,7 +90,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return _detail(
+    return error_response(
         413,
         f"Request body too large: the limit is {limit} bytes; send large files as uploads "
         "(POST /storage/upload/initiate) and pass their URL",
@@ -296,7 +108,7 @@ class _Server:
         self.queue = RequestQueue(
             engine, self.storage, concurrency=config.concurrency, on_complete=self._completed
         )
-        self.stats = _Stats()
+        self.stats = Stats()
         self._webhooks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
 
@@ -349,7 +161,7 @@ def _request_headers(record: RequestRecord) -> dict[str, str]:
 def _status_body(
     server: _Server, record: RequestRecord, logs: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
-    """A status object as fal's queue sends it (protocol §5)."""
+    """A status object as fal's queue sends it (its status and stream answers)."""
     body: dict[str, Any] = {"status": record.state, "request_id": record.request_id}
     if record.state == IN_QUEUE:
         body["queue_position"] = server.queue.queue_position(record)
@@ -388,35 +200,13 @@ async def submit(request: Request) -> Response:
         raise HTTPException(404)
     server = _server(request)
     try:
-        endpoint_id, app_path = parse_endpoint_id(request.path_params["endpoint_id"])
-    except ValueError as exc:
-        return _detail(404, str(exc))
-
-    priority = (request.headers.get("x-fal-queue-priority") or "normal").strip().lower()
-    if priority not in ("normal", "low"):
-        return _detail(
-            400,
-            "X-Fal-Queue-Priority must be 'normal' or 'low', "
-            f"got {request.headers['x-fal-queue-priority']!r}",
-            error_type="bad_request",
-        )
-    start_timeout: float | None = None
-    raw_timeout = request.headers.get("x-fal-request-timeout")
-    if raw_timeout is not None:
-        try:
-            start_timeout = float(raw_timeout)
-        except ValueError:
-            start_timeout = math.nan
-        if not math.isfinite(start_timeout) or start_timeout <= 1:
-            return _detail(
-                400,
-                f"X-Fal-Request-Timeout must be a number of seconds greater than 1, "
-                f"got {raw_timeout!r}",
-                error_type="bad_request",
-            )
-    webhook = request.query_params.get("fal_webhook")
-    if webhook is not None and not re.match(r"^https?://[^/\s]+", webhook):
-        return _detail(400, "fal_webhook must be an http(s) URL", error_type="bad_request")
+        endpoint_id, app_path = split_endpoint_id(request.path_params["endpoint_id"])
+    except InputError as error:
+        return error_response(404, error.errors[0].msg)
+    try:
+        options = read_submit_options(request.headers, request.query_params)
+    except InputError as error:
+        return error_response(400, str(error), error_type="bad_request")
 
     try:
         data = json.loads(await _read_body(request, server.config.max_body_bytes) or b"null")
@@ -424,23 +214,23 @@ async def submit(request: Request) -> Response:
         return _too_large(server.config.max_body_bytes)
     except ValueError:
         error = FieldError(("body",), "is not valid JSON", "json_invalid")
-        return _detail(422, [error.to_detail()])
+        return error_response(422, [error.to_detail()])
     errors = check_input(endpoint_id, data, allow_files=False)
     if isinstance(data, Mapping):
         seen = {e.loc for e in errors}
         errors += [e for e in server.engine.validate(endpoint_id, data) if e.loc not in seen]
     if errors:
-        return _detail(422, [e.to_detail() for e in errors])
+        return error_response(422, [e.to_detail() for e in errors])
 
     record = server.queue.submit(
         endpoint_id,
         app_path,
         dict(data),
         base_url=server.base_url(request),
-        priority=priority,
-        start_timeout=start_timeout,
-        webhook_url=webhook,
-        runner_hint=request.headers.get("x-fal-runner-hint"),
+        priority=options.priority,
+        start_timeout=options.start_timeout,
+        webhook_url=options.webhook_url,
+        runner_hint=options.runner_hint,
     )
     return JSONResponse(
         {
@@ -459,7 +249,7 @@ async def status(request: Request) -> Response:
     """``GET .../requests/{id}/status``: 202 while pending, 200 once completed."""
     record = _find(request)
     if record is None:
-        return _detail(404, "Request not found")
+        return error_response(404, "Request not found")
     server = _server(request)
     logs = server.queue.logs(record) if _truthy(request.query_params.get("logs")) else None
     return JSONResponse(
@@ -473,7 +263,7 @@ async def status_stream(request: Request) -> Response:
     """``GET .../requests/{id}/status/stream``: one event per change, until COMPLETED."""
     record = _find(request)
     if record is None:
-        return _detail(404, "Request not found")
+        return error_response(404, "Request not found")
     server = _server(request)
     with_logs = _truthy(request.query_params.get("logs"))
     return StreamingResponse(
@@ -523,19 +313,19 @@ async def result(request: Request) -> Response:
     """``GET .../requests/{id}``: the output, or the error the request ended with."""
     record = _find(request)
     if record is None:
-        return _detail(404, "Request not found")
+        return error_response(404, "Request not found")
     headers = _request_headers(record)
     if record.state != COMPLETED:
-        return _detail(400, "Request is still in progress", headers=headers)
+        return error_response(400, "Request is still in progress", headers=headers)
     if record.error is None:
         return JSONResponse(record.output, headers=headers)
-    headers["x-fal-error-type"] = record.error_type or "internal_error"
+    headers[ERROR_TYPE_HEADER] = record.error_type or "internal_error"
     if (record.error, record.error_type) == CANCELLED:
-        return _detail(400, record.error, error_type=record.error_type, headers=headers)
+        return error_response(400, record.error, error_type=record.error_type, headers=headers)
     if (record.error, record.error_type) == TIMED_OUT:
-        headers["X-Fal-Request-Timeout-Type"] = "user"
-        return _detail(504, record.error, error_type=record.error_type, headers=headers)
-    return _detail(500, record.error, error_type=record.error_type, headers=headers)
+        headers[TIMEOUT_TYPE_HEADER] = "user"
+        return error_response(504, record.error, error_type=record.error_type, headers=headers)
+    return error_response(500, record.error, error_type=record.error_type, headers=headers)
 
 
 async def cancel(request: Request) -> Response:
@@ -567,7 +357,7 @@ async def upload_initiate(request: Request) -> Response:
         body = None
     if not isinstance(body, dict):
         error = FieldError(("body",), "must be a JSON object", "dict_type")
-        return _detail(422, [error.to_detail()])
+        return error_response(422, [error.to_detail()])
     info = server.storage.new_upload(body.get("file_name"), body.get("content_type"))
     base = server.base_url(request)
     return JSONResponse(
@@ -583,9 +373,9 @@ async def upload_put(request: Request) -> Response:
     server = _server(request)
     info = server.storage.upload_info(request.path_params["upload_id"])
     if info is None:
-        return _detail(404, "Upload not found")
+        return error_response(404, "Upload not found")
     limit = server.config.max_upload_bytes
-    too_large = _detail(413, f"File too large: the limit is {limit // (1024 * 1024)} MiB")
+    too_large = error_response(413, f"File too large: the limit is {limit // (1024 * 1024)} MiB")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return too_large
@@ -647,7 +437,7 @@ async def local_request(request: Request) -> Response:
     server = _server(request)
     record = server.queue.get(request.path_params["request_id"])
     if record is None:
-        return _detail(404, "Request not found")
+        return error_response(404, "Request not found")
     return JSONResponse(
         {
             "request_id": record.request_id,
@@ -674,12 +464,12 @@ async def local_request(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
-    return _detail(exc.status_code, detail, headers=exc.headers)
+    return error_response(exc.status_code, detail, headers=exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _detail(500, "Internal server error", error_type="internal_error")
+    return error_response(500, "Internal server error", error_type="internal_error")
 
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
@@ -724,7 +514,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     }
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.server = server
-    app.add_middleware(_AuthMiddleware, key=config.key)
-    app.add_middleware(_OriginMiddleware, allowed_origins=config.allowed_origins)
-    app.add_middleware(_StatsMiddleware, stats=server.stats)
+    app.add_middleware(AuthMiddleware, key=config.key)
+    app.add_middleware(OriginMiddleware, allowed_origins=config.allowed_origins)
+    app.add_middleware(StatsMiddleware, stats=server.stats)
     return app
