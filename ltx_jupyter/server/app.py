@@ -56,6 +56,7 @@ from .middleware import (
     StatsMiddleware,
     error_response,
 )
+from .platform import platform_routes
 from .queue import CANCELLED, COMPLETED, IN_QUEUE, TIMED_OUT, RequestQueue, RequestRecord
 from .storage import Storage
 
@@ -492,6 +493,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
     app_path = "/{app_path:path}/requests/{request_id}"
     routes = [
+        *platform_routes(config),
         Route("/health", health, methods=["GET"]),
         Route("/_local/stats", local_stats, methods=["GET"]),
         Route("/_local/requests/{request_id}", local_request, methods=["GET"]),

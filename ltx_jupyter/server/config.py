@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ class ServerConfig:
     ``engine_settings``: further options of the chosen engine, passed to it as they are (the
     ``diffusers`` engine's ``model``, ``allow_download``, ``device``, ``dtype``,
     ``cpu_offload``, ``vae_tiling``).
+    ``prices``: the price table served at ``/v1/models/pricing`` (fal's platform pricing API),
+    a document in ``ltx_jupyter/data/prices.json``'s format or the path of one (default: that
+    shipped table); ``pricing_page_size`` prices per page of its answers.
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +61,8 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     allowed_origins: tuple[str, ...] = ()
     engine_settings: dict[str, Any] = field(default_factory=dict)
+    prices: Mapping[str, Any] | str | Path | None = None
+    pricing_page_size: int = 50
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -71,6 +77,8 @@ class ServerConfig:
         self.allowed_origins = tuple(o.strip().rstrip("/") for o in self.allowed_origins)
         if self.max_body_bytes < 1 or self.max_upload_bytes < 1:
             raise ValueError("max_body_bytes and max_upload_bytes must be positive")
+        if self.pricing_page_size < 1:
+            raise ValueError(f"pricing_page_size must be at least 1, got {self.pricing_page_size}")
 
     def engine_options(self) -> dict[str, Any]:
         """The options passed to the engine (unset ones left to its defaults)."""
