@@ -20,6 +20,7 @@ __all__ = [
     "RequestCancelledError",
     "RequestTimeoutError",
     "RunFailedError",
+    "SchemaDocumentError",
     "ValidationError",
 ]
 
@@ -77,6 +78,20 @@ class InputError(LtxError, ValueError):
     @property
     def fields(self) -> list[str]:
         return [e.field for e in self.errors]
+
+
+class SchemaDocumentError(LtxError, ValueError):
+    """An endpoint's OpenAPI document is not a valid fal queue document.
+
+    The message names what is wrong (a missing path, a ``$ref`` that does not resolve, a
+    property of an unknown type...) and, when known, the endpoint it was read for.
+    """
+
+    def __init__(self, problem: str, *, endpoint_id: str | None = None) -> None:
+        self.problem = problem
+        self.endpoint_id = endpoint_id
+        where = f"The OpenAPI document of {endpoint_id}" if endpoint_id else "The OpenAPI document"
+        super().__init__(f"{where} is not a valid fal document: {problem}")
 
 
 class MissingCredentialsError(LtxError):
