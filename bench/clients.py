@@ -43,9 +43,9 @@ from ._common import (
 __all__ = ["CLIENTS", "ClientSettings", "run_clients"]
 
 CLIENTS = ("ours", "fal-client")
-#: Our client on httpx's own transport (httpcore on anyio) instead of the default aiohttp one:
-#: run with ``--with-httpx-transport`` to see what the transport is worth.
-OURS_ON_HTTPX = "ours-httpx-transport"
+#: Our client on the opt-in aiohttp transport instead of the default (httpx's own): run with
+#: ``--with-aiohttp-transport`` to see what the opt-in is worth.
+OURS_ON_AIOHTTP = "ours-aiohttp-transport"
 FAKE_KEY = "bench-key"
 
 
@@ -59,13 +59,14 @@ def _job_input(steps: int, seed: int) -> dict[str, Any]:
 class _OursWorker:
     """Runs jobs through :class:`ltx_jupyter.QueueClient` on one persistent event loop."""
 
-    def __init__(self, url: str, *, httpx_transport: bool = False) -> None:
+    def __init__(self, url: str, *, aiohttp_transport: bool = False) -> None:
         from ltx_jupyter import QueueClient
+        from ltx_jupyter._transport import AiohttpTransport
 
         self.url = url
         self.loop = asyncio.new_event_loop()
         self.client = self.loop.run_until_complete(
-            self._make(QueueClient, url, httpx.AsyncHTTPTransport() if httpx_transport else None)
+            self._make(QueueClient, url, AiohttpTransport() if aiohttp_transport else None)
         )
 
     @staticmethod
@@ -193,7 +194,7 @@ def _worker_main(client_name: str, url: str) -> int:
     if client_name == "fal-client":
         worker = _FalWorker(url)
     else:
-        worker = _OursWorker(url, httpx_transport=client_name == OURS_ON_HTTPX)
+        worker = _OursWorker(url, aiohttp_transport=client_name == OURS_ON_AIOHTTP)
     out = sys.stdout
 
     def answer(data: dict[str, Any]) -> None:
@@ -295,7 +296,7 @@ class ClientSettings:
         step_seconds: float = 0.1,
         burst: int = 200,
         rtt_count: int = 500,
-        with_httpx_transport: bool = False,
+        with_aiohttp_transport: bool = False,
     ) -> None:
         self.jobs = jobs
         self.warmup = warmup
@@ -303,7 +304,7 @@ class ClientSettings:
         self.step_seconds = step_seconds
         self.burst = burst
         self.rtt_count = rtt_count
-        self.clients = CLIENTS + ((OURS_ON_HTTPX,) if with_httpx_transport else ())
+        self.clients = CLIENTS + ((OURS_ON_AIOHTTP,) if with_aiohttp_transport else ())
 
     @classmethod
     def quick(cls) -> ClientSettings:
@@ -500,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="serve the driver's commands on stdin")
-    worker.add_argument("--client", choices=(*CLIENTS, OURS_ON_HTTPX), required=True)
+    worker.add_argument("--client", choices=(*CLIENTS, OURS_ON_AIOHTTP), required=True)
     worker.add_argument("url")
     args = parser.parse_args(argv)
     return _worker_main(args.client, args.url)

@@ -1,8 +1,9 @@
 """``python -m bench.run``: every benchmark, printed as tables and written as JSON.
 
 ``--quick`` is the CI smoke version: a few small jobs, only to show the benchmark works (its
-figures mean nothing). ``--only clients|server|magic`` runs one part; ``--out DIR`` is where
-the JSON goes (default ``bench/results``).
+figures mean nothing). ``--only clients|server|magic|faults`` runs one part; ``--out DIR`` is
+where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport`` adds our client on
+the opt-in aiohttp transport to the client comparison and the fault run.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 from ._common import REPO_ROOT
 from .clients import ClientSettings, run_clients
+from .faults import FaultSettings, run_faults
 from .magic import MagicSettings, run_magic
 from .server_side import ServerSettings, run_server_side
 
-PARTS = ("clients", "server", "magic")
+PARTS = ("clients", "server", "magic", "faults")
 
 
 def machine() -> dict[str, Any]:
@@ -130,14 +132,51 @@ def magic_table(result: dict[str, Any]) -> str:
     )
 
 
+def faults_table(result: dict[str, Any]) -> str:
+    """The fault run as a markdown table, one column per client (BENCHMARKS.md's "Fault run")."""
+    s, clients = result["settings"], result["clients"]
+    names = list(clients)
+    kinds = sorted({k for c in clients.values() for k in c["faults_by_kind"]})
+    failures = sorted({k for c in clients.values() for k in c["failed_by_kind"]})
+
+    def row(label: str, values: list[Any]) -> str:
+        return "| " + " | ".join([label, *("" if v is None else str(v) for v in values)]) + " |"
+
+    def each(key: str) -> list[Any]:
+        return [clients[n].get(key) for n in names]
+
+    lines = [
+        f"Faults: {s['jobs']} jobs per client ({s['steps']} steps each, {s['in_flight']} in "
+        f"flight), seed {s['seed']}, mixed plan (tests/faultproxy.py)",
+        "",
+        row("figure", names),
+        "| " + " | ".join(["---"] * (len(names) + 1)) + " |",
+        row("requests through the proxy", each("requests_through_proxy")),
+        row("faults injected", each("faults_injected")),
+        *(row(f"  {k}", [clients[n]["faults_by_kind"].get(k, 0) for n in names]) for k in kinds),
+        row("results in hand", [f"{clients[n]['results_in_hand']}/{s['jobs']}" for n in names]),
+        *(
+            row(f"  failed: {k}", [clients[n]["failed_by_kind"].get(k, 0) for n in names])
+            for k in failures
+        ),
+        row("requests queued by the server", each("requests_queued_by_server")),
+        row("duplicate submits", each("duplicate_submits")),
+        row("jobs with a lost or repeated log line", each("jobs_with_lost_or_repeated_log_line")),
+        row("retries (client.stats)", each("retries")),
+        row("stream fallbacks to polling", each("stream_fallbacks")),
+        row("wall time (s)", each("wall_s")),
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the CI smoke version")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument(
-        "--with-httpx-transport",
+        "--with-aiohttp-transport",
         action="store_true",
-        help="also run our client on httpx's own transport, to see what aiohttp's is worth",
+        help="also run our client on the opt-in aiohttp transport, to see what it is worth",
     )
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "bench" / "results", help="JSON folder"
@@ -160,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: run_clients(
                 ClientSettings.quick()
                 if args.quick
-                else ClientSettings(with_httpx_transport=args.with_httpx_transport),
+                else ClientSettings(with_aiohttp_transport=args.with_aiohttp_transport),
                 log,
             ),
             clients_table,
@@ -174,6 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         "magic": (
             lambda: run_magic(MagicSettings.quick() if args.quick else MagicSettings(), log),
             magic_table,
+        ),
+        "faults": (
+            lambda: run_faults(
+                FaultSettings.quick()
+                if args.quick
+                else FaultSettings(with_aiohttp_transport=args.with_aiohttp_transport),
+                log,
+            ),
+            faults_table,
         ),
     }
     for part in parts:

@@ -53,7 +53,7 @@ from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, 
 from ._retries import CallKind, RetryPolicy
 from ._schema import ValidatedInput, endpoint_spec, image_kind, validate_input
 from ._text import value_repr
-from ._transport import default_transport
+from ._transport import DEFAULT_LIMITS, transport_from_env, with_message
 
 __all__ = ["QueueClient"]
 
@@ -106,11 +106,16 @@ class QueueClient:
     ``key`` defaults to ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``); ``queue_url`` and
     ``storage_url`` default to ``LTX_QUEUE_URL`` / ``LTX_STORAGE_URL``, else fal's hosts.
     Against fal's own hosts a key is required (checked before any request); against another
-    server, such as ``ltx-jupyter serve``, it is optional. ``transport`` swaps the HTTP
-    transport (default: aiohttp's, or httpx's own when the environment names a proxy; see
-    ``_transport``); ``poll_interval`` is the polling period when a stream is not used. While
-    following a request, status reads ride out a server outage for up to ``outage_tolerance``
-    seconds (the overall deadline, when given, still applies).
+    server, such as ``ltx-jupyter serve``, it is optional. ``poll_interval`` is the polling
+    period when a stream is not used. While following a request, status reads ride out a
+    server outage for up to ``outage_tolerance`` seconds (the overall deadline, when given,
+    still applies).
+
+    The HTTP transport is httpx's own, which honours the environment's proxy settings, unless
+    ``LTX_HTTP_TRANSPORT=aiohttp`` picks aiohttp's (the ``aiohttp`` extra; see ``_transport``).
+    ``limits`` (``httpx.Limits``, default: no cap on connections, 64 kept alive for 5 s) is the
+    pool of whichever of the two the client builds. ``transport`` passes a transport of your
+    own instead, with its own pool settings, so ``limits`` cannot be given with it.
     """
 
     def __init__(
@@ -126,8 +131,19 @@ class QueueClient:
         request_timeout: float = 60.0,
         stream_idle_timeout: float = 60.0,
         outage_tolerance: float = 120.0,
+        limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if transport is not None and limits is not None:
+            raise ValueError(
+                "limits= sets the pool of the transports QueueClient builds: give it to the "
+                "transport you pass instead (e.g. AiohttpTransport(limits=...))"
+            )
+        limits = limits or DEFAULT_LIMITS
+        if transport is None:
+            # None leaves httpx's own transport to httpx.AsyncClient, the only way httpx
+            # applies the environment's proxy settings to it.
+            transport = transport_from_env(limits)
         self.queue_url = (queue_url or default_queue_url()).rstrip("/")
         self.storage_url = (storage_url or default_storage_url(self.queue_url)).rstrip("/")
         self._key = _Secret(key or credentials_from_env())
@@ -139,9 +155,9 @@ class QueueClient:
         self.stream_idle_timeout = stream_idle_timeout
         self.outage_tolerance = outage_tolerance
         self._http = httpx.AsyncClient(
-            transport=transport or default_transport(),
+            transport=transport,
             timeout=httpx.Timeout(request_timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=limits,
             headers={"User-Agent": USER_AGENT},
         )
         #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
@@ -213,7 +229,10 @@ class QueueClient:
                     self.stats["retries"] += 1
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
-                raise
+                described = with_message(error)
+                if described is error:
+                    raise
+                raise described from error
             if response.is_success or response.status_code in ok_statuses:
                 return response
             if attempt < self.retry.max_attempts and self.retry.retries_status(
@@ -400,7 +419,8 @@ class QueueClient:
                         return
                     yield status
         except (httpx.TransportError, SSEError, UnicodeDecodeError) as error:
-            raise _StreamBroken(f"{type(error).__name__}: {error}") from None
+            shown = with_message(error) if isinstance(error, httpx.TransportError) else error
+            raise _StreamBroken(f"{type(shown).__name__}: {shown}") from None
         raise _StreamBroken("the stream closed before the request completed")
 
     async def watch(

@@ -79,6 +79,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 FAST_SERVER = {"step_seconds": 0.02, "width": 64, "height": 64, "num_frames": 9}
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each HTTP transport the package ships, chosen as a user chooses it
+    (``LTX_HTTP_TRANSPORT``): a test using this runs once per transport, and every
+    ``QueueClient`` it builds without ``transport=`` runs on that one."""
+    monkeypatch.setenv("LTX_HTTP_TRANSPORT", request.param)
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """A started local server (synthetic engine, small clips) shared by the session."""

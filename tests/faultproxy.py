@@ -8,14 +8,21 @@ body never reaches), ``invalid_utf8``, ``huge`` (``size`` bytes) or ``wrong_type
 stream answered as ``application/json``). Each rule fires ``times`` times. ``injected``
 counts what was done, by kind (a rule's ``label``, else its status or action).
 
+It also serves as a client's HTTP proxy (``HTTP_PROXY``): a request that names its whole URL
+(absolute form, as sent to a proxy) is forwarded to the upstream in origin form and counted in
+``proxied``. ``connections`` counts the client connections open now, ``peak_connections`` the
+most open at once and ``accepted`` all of them.
+
 A :class:`Mix` is a probabilistic plan: each matching request fails with probability
 ``rate``, the fault drawn by weight from its choices, from the proxy's seeded RNG.
+:func:`install_mixed_plan` is the plan of the fault test and of the fault benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import re
 import socket
@@ -98,6 +105,83 @@ def fault(action: Action, **options: object) -> Rule:
     return Rule(method=None, path="", action=action, times=1 << 62, **options)  # type: ignore[arg-type]
 
 
+_NGINX = (
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+def _nginx(code: int, reason: str, where: str) -> Rule:
+    body = _NGINX.format(code=code, reason=reason).encode()
+    label = f"{where}: {code} (nginx page)"
+    return fault("status", status=code, body=body, content_type="text/html", label=label)
+
+
+def install_mixed_plan(proxy: FaultProxy, rate: float = 0.2) -> None:
+    """The mixed plan: about ``rate`` of the requests of every kind fail, and every kind of
+    fault below happens at least once (on the first requests of its call). Kinds are labelled
+    by call (``submit: 429``, ``stream: reset``...).
+
+    Submits only get the refusals an ingress sends before queueing (429 with Retry-After,
+    503): a drop after a submit was sent is ambiguous, and no client may resend it (that
+    case has its own test in test_client.py). Status streams, polls and result reads get
+    everything: 429, 500, 502, 503, 504, resets, stalls of 2.5 s (past a 2 s client timeout),
+    cut streams, truncated bodies and a stream answered with the wrong content type.
+    """
+    proxy.mix(
+        rate,
+        [
+            (3, fault("status", status=429, headers={"Retry-After": "0"}, label="submit: 429")),
+            (1, fault("status", status=429, headers={"Retry-After": "1"}, label="submit: 429")),
+            (2, fault("status", status=503, label="submit: 503")),
+            (1, _nginx(503, "Service Temporarily Unavailable", "submit")),
+        ],
+        path=r"^/fal-ai/ltx-video$",
+        method="POST",
+        each_first=True,
+    )
+    proxy.mix(
+        rate,
+        [
+            (2, fault("cut_stream", events=1, label="stream: cut")),
+            (2, fault("cut_stream", events=2, label="stream: cut")),
+            (1, fault("cut_stream", events=3, label="stream: cut")),
+            (1, fault("reset", label="stream: reset")),
+            (1, fault("status", status=503, label="stream: 503")),
+            (1, _nginx(502, "Bad Gateway", "stream")),
+            (1, fault("status", status=429, headers={"Retry-After": "0"}, label="stream: 429")),
+            (1, fault("wrong_type", status=200, label="stream: wrong content type")),
+            (1, fault("stall", seconds=2.5, label="stream: stall")),
+        ],
+        path=r"/status/stream",
+        each_first=True,
+    )
+
+    def read_faults(where: str) -> list[tuple[float, Rule]]:
+        return [
+            (2, fault("reset", label=f"{where}: reset")),
+            (1, fault("status", status=500, label=f"{where}: 500")),
+            (1, _nginx(502, "Bad Gateway", where)),
+            (1, fault("status", status=503, label=f"{where}: 503")),
+            (1, _nginx(504, "Gateway Time-out", where)),
+            (1, fault("status", status=429, headers={"Retry-After": "0"}, label=f"{where}: 429")),
+            (1, fault("truncated", status=200, size=200, label=f"{where}: truncated body")),
+            (1, fault("stall", seconds=2.5, label=f"{where}: stall")),
+        ]
+
+    proxy.mix(
+        rate,
+        read_faults("status"),
+        path=r"/requests/[^/]+/status(\?|$)",
+        method="GET",
+        each_first=True,
+    )
+    # A 500 on a result read is a failed run in fal's protocol, so result reads get the others.
+    result_faults = [(w, r) for w, r in read_faults("result") if r.status != 500]
+    proxy.mix(rate, result_faults, path=r"/requests/[^/?]+(\?|$)", method="GET", each_first=True)
+
+
 _REASONS = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -121,6 +205,10 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        self.proxied: Counter[str] = Counter()
+        self.connections = 0
+        self.peak_connections = 0
+        self.accepted = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -145,12 +233,29 @@ class FaultProxy:
         choices: list[tuple[float, Rule]],
         path: str = "",
         method: str | None = None,
+        *,
+        each_first: bool = False,
     ) -> Mix:
-        """Fail the matching requests with probability ``rate``, drawing faults by weight."""
+        """Fail the matching requests with probability ``rate``, drawing faults by weight.
+
+        ``each_first``: the first matching requests get each choice once, in order, before
+        any is drawn, so every kind of fault in the plan happens at least once.
+        """
         plan = Mix(method=method, path=path, rate=rate, choices=choices)
         with self._lock:
+            if each_first:
+                self.rules += [
+                    dataclasses.replace(rule, method=method, path=path, times=1, fired=0)
+                    for _, rule in choices
+                ]
             self.mixes.append(plan)
         return plan
+
+    def plan_kinds(self) -> set[str]:
+        """Every kind of fault the installed rules and mixes can inject."""
+        with self._lock:
+            kinds = {rule.kind for rule in self.rules}
+            return kinds | {rule.kind for plan in self.mixes for _, rule in plan.choices}
 
     def _take(self, method: str, path: str) -> Rule | None:
         with self._lock:
@@ -207,6 +312,27 @@ class FaultProxy:
         self.stop()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.accepted += 1
+            self.connections += 1
+            self.peak_connections = max(self.peak_connections, self.connections)
+        try:
+            await self._relay(reader, writer)
+        finally:
+            with self._lock:
+                self.connections -= 1
+
+    def _origin_form(self, data: bytes, match: re.Match[bytes]) -> bytes:
+        """``data`` with an absolute-form request target (sent to a proxy) in origin form."""
+        target = match.group(2)
+        if not target.lower().startswith((b"http://", b"https://")):
+            return data
+        path = b"/" + target.split(b"/", 3)[3] if target.count(b"/") >= 3 else b"/"
+        with self._lock:
+            self.proxied[f"{match.group(1).decode()} {path.split(b'?')[0].decode()}"] += 1
+        return data[: match.start(2)] + path + data[match.end(2) :]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -218,6 +344,9 @@ class FaultProxy:
             while data := await reader.read(65536):
                 match = _REQUEST_LINE.match(data)
                 if match:
+                    data = self._origin_form(data, match)
+                    match = _REQUEST_LINE.match(data)
+                    assert match is not None
                     rule = self._take(match.group(1).decode(), match.group(2).decode())
                     if rule is not None:
                         if rule.action == "reset":
