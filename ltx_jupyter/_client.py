@@ -20,7 +20,7 @@ import mimetypes
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -42,6 +42,7 @@ from ._fal import (
     WEBHOOK_PARAM,
     authorization,
     credentials_from_env,
+    default_openapi_url,
     default_queue_url,
     default_storage_url,
     is_fal_url,
@@ -51,9 +52,12 @@ from ._fal import (
 )
 from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
 from ._retries import CallKind, RetryPolicy
-from ._schema import ValidatedInput, endpoint_spec, image_kind, validate_input
+from ._schema import ValidatedInput, image_kind, validate_with
 from ._text import value_repr
 from ._transport import DEFAULT_LIMITS, transport_from_env, with_message
+
+if TYPE_CHECKING:
+    from ._endpoints import SchemaLookup
 
 __all__ = ["QueueClient"]
 
@@ -116,6 +120,8 @@ class QueueClient:
     ``limits`` (``httpx.Limits``, default: no cap on connections, 64 kept alive for 5 s) is the
     pool of whichever of the two the client builds. ``transport`` passes a transport of your
     own instead, with its own pool settings, so ``limits`` cannot be given with it.
+    ``strict_fields=False`` lets a field the endpoint's schema does not have through (with a
+    warning) instead of refusing it: for a server whose engine reads extra fields.
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class QueueClient:
         outage_tolerance: float = 120.0,
         limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        strict_fields: bool = True,
     ) -> None:
         if transport is not None and limits is not None:
             raise ValueError(
@@ -154,6 +161,7 @@ class QueueClient:
         self.data_uri_limit = data_uri_limit
         self.stream_idle_timeout = stream_idle_timeout
         self.outage_tolerance = outage_tolerance
+        self.strict_fields = strict_fields
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(request_timeout, connect=10.0),
@@ -307,11 +315,11 @@ class QueueClient:
         headers = submit_headers(webhook_url, priority, start_timeout, hint)
         # The client is usable alone: unless the caller validated it, it checks the input
         # itself and refuses a bad one before sending anything.
-        validated = (
-            arguments
-            if isinstance(arguments, ValidatedInput)
-            else validate_input(submit_path, arguments)
-        )
+        if isinstance(arguments, ValidatedInput):
+            validated = arguments
+        else:
+            lookup = await self.schema(submit_path)
+            validated = validate_with(lookup, arguments, strict=self.strict_fields)
         prepared = await self.prepare_arguments(submit_path, validated.arguments)
         params = {WEBHOOK_PARAM: webhook_url} if webhook_url else None
         response = await self._send(
@@ -552,17 +560,25 @@ class QueueClient:
     async def prepare_arguments(
         self, endpoint_id: str, arguments: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Replace local file paths in file fields (``image_url`` and other ``*_url``) by inputs."""
-        spec = endpoint_spec(endpoint_id)
-        prepared = dict(arguments)
-        for name, value in arguments.items():
-            field_spec = spec.field(name) if spec else None
-            is_file_field = (
-                field_spec is not None and field_spec.type == "image"
-            ) or name.endswith("_url")
-            if is_file_field and image_kind(value) == "file":
-                prepared[name] = await self.file_to_input(value)
-        return prepared
+        """Replace local file paths in file fields (``image_url`` and every other ``*_url``,
+        in conditioning items and nested objects too) by inputs: data URIs or uploads."""
+        return {k: await self._prepared(k, v) for k, v in arguments.items()}
+
+    async def _prepared(self, name: str | int, value: Any) -> Any:
+        if isinstance(name, str) and name.endswith("_url") and image_kind(value) == "file":
+            return await self.file_to_input(value)
+        if isinstance(value, Mapping):
+            return {k: await self._prepared(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await self._prepared(i, item) for i, item in enumerate(value)]
+        return value
+
+    async def schema(self, endpoint_id: str) -> SchemaLookup:
+        """The endpoint's schema: shipped, cached or fetched once from the OpenAPI URL that
+        goes with this client's queue (fal's, or the local server's)."""
+        from ._endpoints import get_schema_async
+
+        return await get_schema_async(endpoint_id, url=default_openapi_url(self.queue_url))
 
     async def read_file(self, url: str) -> bytes:
         """The bytes of a file (an output video) at ``url``."""

@@ -9,26 +9,31 @@ go into the notebook only when embedding is asked for.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._history import redact_for_history
 from ._html import video_mimebundle
+from ._pricing import format_money
 from ._text import shorten
 
 if TYPE_CHECKING:
+    from ._endpoints import EndpointInfo
     from ._history import HistoryEntry
     from ._jobs import Job, JobSession
-    from ._schema import VideoFile
+    from ._openapi import EndpointSchema
+    from ._pricing import Estimate, Prices
+    from ._schema import ValidatedInput, VideoFile
 
 #: Characters of the prompt shown in a row of ``%ltx jobs``.
 PROMPT_COLUMN = 40
 
 __all__ = [
-    "JobsTable",
+    "Table",
     "VideoDisplay",
     "entry_video",
     "job_caption",
@@ -78,11 +83,14 @@ def video_caption(
     video: VideoFile | None = None,
     run_time: float | None = None,
     request_id: str | None = None,
+    cost: str | None = None,
 ) -> str:
-    """One line under a video: seed, steps, guidance, duration, size, run time, request id.
+    """One line under a video: seed, steps, guidance, duration, size, sound, run time, cost
+    and request id, each where known.
 
-    ``seed`` is the one the result reported (else the input's); every number is formatted
-    the same way wherever a caption is shown.
+    ``input`` is what the endpoint ran (its defaults filled in); ``seed`` is the one the
+    result reported (else the input's); ``cost`` the estimate's text. Every number is
+    formatted the same way wherever a caption is shown.
     """
     parts = []
     if seed is None:
@@ -100,8 +108,12 @@ def video_caption(
             parts.append(f"{video.duration:.1f} s")
         if video.width and video.height:
             parts.append(f"{video.width}×{video.height}")
+    if input.get("generate_audio") is True:
+        parts.append("with sound")
     if run_time is not None:
         parts.append(f"made in {run_time:.1f} s")
+    if cost is not None:
+        parts.append(f"est. {cost}")
     if request_id:
         parts.append(f"request {request_id}")
     return " · ".join(parts)
@@ -111,11 +123,12 @@ def job_caption(job: Job) -> str:
     """The caption of a job's video (:func:`video_caption` of what the job knows)."""
     result = job.result
     return video_caption(
-        job.input,
+        job.parameters,
         seed=result.seed if result is not None else None,
         video=result.video if result is not None else None,
         run_time=job.run_time,
         request_id=job.request_id,
+        cost=job.estimate.short if job.estimate is not None else None,
     )
 
 
@@ -163,32 +176,6 @@ def job_mimebundle(job: Job) -> tuple[dict[str, str], dict[str, Any]]:
     return {"text/plain": repr(job)}, {}
 
 
-class JobsTable:
-    """``%ltx jobs``: this session's and earlier jobs, as an HTML table and as text."""
-
-    headers = ("id", "status", "age", "duration", "prompt", "link")
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self.rows = rows
-
-    def _repr_html_(self) -> str:
-        from ._html import table_html
-
-        return table_html(self.headers, self.rows, links={"link": True})
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return "no ltx jobs yet"
-        table = [self.headers, *[tuple("" if c is None else str(c) for c in r) for r in self.rows]]
-        widths = [max(len(str(row[i])) for row in table) for i in range(len(self.headers))]
-        return "\n".join(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-            for row in table
-        )
-
-
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -201,7 +188,10 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.0f}d"
 
 
-def jobs_table(session: JobSession) -> JobsTable:
+JOBS_HEADERS = ("id", "status", "age", "duration", "cost", "prompt", "link")
+
+
+def jobs_table(session: JobSession) -> Table:
     """The jobs of ``session`` and of its history, newest first."""
     now = time.time()
     live = {job.request_id: job for job in session.jobs if job.request_id}
@@ -214,6 +204,7 @@ def jobs_table(session: JobSession) -> JobsTable:
                     str(job.status),
                     _age(now - job.created_at),
                     "",
+                    job.estimate.short if job.estimate is not None else "",
                     shorten(job.prompt, PROMPT_COLUMN),
                     None,
                 )
@@ -232,17 +223,50 @@ def jobs_table(session: JobSession) -> JobsTable:
                 status.lower(),
                 _age(now - submitted) if submitted else "",
                 f"{duration:.1f}s" if duration is not None else "",
+                entry_cost(entry) or "",
                 shorten(entry.prompt, PROMPT_COLUMN),
                 link,
             )
         )
-    return JobsTable(rows)
+    if not rows:
+        return Table(JOBS_HEADERS, rows, title="no ltx jobs yet")
+    return Table(JOBS_HEADERS, rows, footer=session_total(session.jobs), links=("link",))
+
+
+def entry_cost(entry: HistoryEntry) -> str | None:
+    """A history entry's estimated cost as text (``$0.48``), or None when unknown."""
+    if entry.cost is None:
+        return None
+    return format_money(entry.cost, entry.currency or "USD")
+
+
+def session_total(jobs: Sequence[Job]) -> str:
+    """One line: the estimated cost of ``jobs`` (those with a known price) and how many
+    have none."""
+    if not jobs:
+        return ""
+    totals: dict[str, float] = {}
+    unknown = 0
+    for job in jobs:
+        estimate = job.estimate
+        if estimate is None or estimate.amount is None or estimate.currency is None:
+            unknown += 1
+            continue
+        totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
+    parts = [format_money(amount, currency) for currency, amount in sorted(totals.items())]
+    text = f"this session: {len(jobs)} job{'s' if len(jobs) != 1 else ''}, estimated "
+    text += " + ".join(parts) if parts else "$0.00"
+    if unknown:
+        text += f" ({unknown} with no known price)"
+    return text
 
 
 def entry_video(entry: HistoryEntry) -> VideoDisplay:
     """The video of a job found in the history (by its URL)."""
     assert entry.video_url is not None
-    caption = video_caption(entry.input, seed=entry.seed, request_id=entry.request_id)
+    caption = video_caption(
+        entry.input, seed=entry.seed, request_id=entry.request_id, cost=entry_cost(entry)
+    )
     metadata = {
         "request_id": entry.request_id,
         "endpoint": entry.endpoint,
@@ -256,3 +280,116 @@ def entry_video(entry: HistoryEntry) -> VideoDisplay:
         caption=caption,
         metadata=metadata,
     )
+
+
+class DryRun:
+    """``%%ltx --dry-run``: the validated input and its estimate, nothing sent."""
+
+    def __init__(self, validated: ValidatedInput, estimate: Estimate) -> None:
+        self.validated = validated
+        self.estimate = estimate
+
+    def _lines(self) -> list[str]:
+        body = json.dumps(
+            redact_for_history(self.validated.arguments), indent=2, ensure_ascii=False
+        )
+        lines = [f"ltx dry run · {self.validated.endpoint_id} · nothing sent", body]
+        lines.append(f"estimated cost: {self.estimate.describe()}")
+        lines += [f"note: {warning}" for warning in self.validated.warnings]
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        from ._html import escape
+
+        title, body, *rest = self._lines()
+        notes = "".join(f"<div>{escape(line)}</div>" for line in rest)
+        return f"<div><b>{escape(title)}</b><pre>{escape(body)}</pre>{notes}</div>"
+
+
+class Table:
+    """A small table shown as HTML in notebooks and as aligned text elsewhere."""
+
+    def __init__(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str = "",
+        footer: str = "",
+        links: Sequence[str] = (),
+    ) -> None:
+        self.headers = tuple(headers)
+        self.rows = [tuple("" if cell is None else cell for cell in row) for row in rows]
+        self.title = title
+        self.footer = footer
+        #: Columns whose http(s) URLs become links in HTML.
+        self.links = tuple(links)
+
+    def __repr__(self) -> str:
+        lines = [self.title] if self.title else []
+        if self.rows:
+            table = [self.headers, *[tuple(str(c) for c in row) for row in self.rows]]
+            widths = [max(len(row[i]) for row in table) for i in range(len(self.headers))]
+            lines += [
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in table
+            ]
+        return "\n".join([*lines, self.footer] if self.footer else lines)
+
+    def _repr_html_(self) -> str:
+        from ._html import escape, table_html
+
+        title = f"<div><b>{escape(self.title)}</b></div>" if self.title else ""
+        table = table_html(self.headers, self.rows, links=dict.fromkeys(self.links, True))
+        footer = f'<div class="ltx-total">{escape(self.footer)}</div>' if self.footer else ""
+        return title + (table if self.rows else "") + footer
+
+
+def endpoints_table(
+    infos: Sequence[EndpointInfo], prices: Prices, *, text: str = "", note: str | None = None
+) -> Table:
+    """``%ltx endpoints``: id, family, category, title and unit price of each endpoint."""
+    rows = []
+    for info in infos:
+        price = prices.get(info.endpoint_id)
+        rows.append(
+            (
+                info.endpoint_id,
+                info.family or "",
+                info.category or "",
+                info.title,
+                price.describe() if price is not None else "price unknown",
+            )
+        )
+    title = f"{len(rows)} endpoint{'s' if len(rows) != 1 else ''}"
+    if text:
+        title += f" matching {text!r}"
+    if note:
+        title += f" ({note})"
+    return Table(("id", "family", "category", "title", "price"), rows, title=title)
+
+
+def schema_table(schema: EndpointSchema, *, source: str = "") -> Table:
+    """``%ltx schema ID``: every input field with type, allowed values, default and
+    description, in fal's display order."""
+    rows = []
+    for spec in schema.fields:
+        kind = (spec.file_kind and f"{spec.file_kind} file") or spec.type or "any"
+        if spec.type == "array" and spec.items is not None and spec.items.ref:
+            kind = f"list of {spec.items.ref}"
+        default = json.dumps(spec.default) if spec.has_default else ""
+        rows.append(
+            (
+                spec.name + (" *" if spec.required else ""),
+                kind,
+                spec.allowed(),
+                shorten(default, 40),
+                shorten(spec.description or "", 80),
+            )
+        )
+    title = f"{schema.endpoint_id} ({schema.category or 'endpoint'}; * required"
+    title += f"; schema {source})" if source else ")"
+    return Table(("field", "type", "allowed", "default", "description"), rows, title=title)

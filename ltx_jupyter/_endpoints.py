@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AGE",
-    "DEFAULT_OPENAPI_URL",
     "DEFAULT_TIMEOUT",
     "FAMILIES",
     "EndpointInfo",
@@ -47,8 +46,10 @@ __all__ = [
     "family_of",
     "get_schema",
     "get_schema_async",
+    "is_known",
     "is_shipped",
     "known_endpoints",
+    "local_schema",
     "openapi_url",
     "refresh_schema",
     "refresh_schema_async",
@@ -56,7 +57,6 @@ __all__ = [
     "shipped_document",
 ]
 
-DEFAULT_OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
 #: A cached document older than this (seconds) is fetched again (the old copy is kept if the
 #: fetch fails).
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
@@ -92,8 +92,11 @@ Source = Literal["shipped", "cache", "fetched", "stale-cache", "none"]
 
 
 def openapi_url() -> str:
-    """fal's per-endpoint OpenAPI URL: ``LTX_OPENAPI_URL``, else fal's own."""
-    return os.environ.get("LTX_OPENAPI_URL", "").strip() or DEFAULT_OPENAPI_URL
+    """fal's per-endpoint OpenAPI URL: ``LTX_OPENAPI_URL``; else fal's own, or the queue
+    server's for a queue that is not fal's (see :func:`._fal.default_openapi_url`)."""
+    from ._fal import default_openapi_url
+
+    return default_openapi_url()
 
 
 def family_of(endpoint_id: str) -> str | None:
@@ -370,6 +373,29 @@ def _unfetched(endpoint_id: str, stale: _Cached | None, url: str, reason: str) -
     )
 
 
+def local_schema(
+    endpoint_id: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> SchemaLookup | None:
+    """The schema of ``endpoint_id`` without the network: shipped, else cached however old;
+    None when neither has it."""
+    endpoint_id = _normal(endpoint_id)
+    directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
+    return _local(endpoint_id, directory, None)[0]
+
+
+def is_known(endpoint_id: str) -> bool:
+    """Whether the endpoint's document is shipped or cached (no network)."""
+    return local_schema(endpoint_id) is not None
+
+
+#: Documents that could not be fetched, by (endpoint id, URL): the answer and when it was made.
+#: A job is not held up again by the same unreachable URL for :data:`RETRY_UNREACHABLE` seconds.
+_unreachable: dict[tuple[str, str], tuple[float, SchemaLookup]] = {}
+RETRY_UNREACHABLE = 600.0
+
+
 def get_schema(
     endpoint_id: str,
     *,
@@ -391,7 +417,27 @@ def get_schema(
     found, stale = _local(endpoint_id, directory, max_age)
     if found is not None:
         return found
-    return _fetch_and_store(endpoint_id, stale, url or openapi_url(), directory, timeout, client)
+    url = url or openapi_url()
+    recent = _recently_unreachable(endpoint_id, url)
+    if recent is not None:
+        return recent
+    return _remember(url, _fetch_and_store(endpoint_id, stale, url, directory, timeout, client))
+
+
+def _recently_unreachable(endpoint_id: str, url: str) -> SchemaLookup | None:
+    known = _unreachable.get((endpoint_id, url))
+    if known is not None and time.monotonic() - known[0] < RETRY_UNREACHABLE:
+        return known[1]
+    return None
+
+
+def _remember(url: str, lookup: SchemaLookup) -> SchemaLookup:
+    """Keep a failed fetch's answer for a while, so every job is not held up by it."""
+    if lookup.source in ("none", "stale-cache"):
+        _unreachable[(lookup.endpoint_id, url)] = (time.monotonic(), lookup)
+    else:
+        _unreachable.pop((lookup.endpoint_id, url), None)
+    return lookup
 
 
 async def get_schema_async(
@@ -409,8 +455,12 @@ async def get_schema_async(
     found, stale = _local(endpoint_id, directory, max_age)
     if found is not None:
         return found
-    return await _fetch_and_store_async(
-        endpoint_id, stale, url or openapi_url(), directory, timeout, client
+    url = url or openapi_url()
+    recent = _recently_unreachable(endpoint_id, url)
+    if recent is not None:
+        return recent
+    return _remember(
+        url, await _fetch_and_store_async(endpoint_id, stale, url, directory, timeout, client)
     )
 
 
@@ -430,7 +480,8 @@ def refresh_schema(
     endpoint_id = _normal(endpoint_id)
     directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
     stale = _read_cache(directory, endpoint_id)
-    return _fetch_and_store(endpoint_id, stale, url or openapi_url(), directory, timeout, client)
+    url = url or openapi_url()
+    return _remember(url, _fetch_and_store(endpoint_id, stale, url, directory, timeout, client))
 
 
 async def refresh_schema_async(

@@ -41,7 +41,9 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 MAX_DATA_URI_CHARS = 200
 
 _UPDATE_FIELDS = frozenset({"status", "finished_at", "duration", "video_url", "seed", "error"})
-_KNOWN_KEYS = frozenset({"request_id", "endpoint", "input", "queue_url", "submitted_at"})
+_KNOWN_KEYS = frozenset(
+    {"request_id", "endpoint", "input", "queue_url", "submitted_at", "cost", "currency"}
+)
 _KNOWN_KEYS |= _UPDATE_FIELDS
 _DATA_URI_HEADER = re.compile(r"data:[^,]{0,100},", re.IGNORECASE)
 
@@ -96,6 +98,9 @@ class HistoryEntry:
     video_url: str | None = None
     seed: int | None = None
     error: str | None = None
+    #: The estimated cost when it was submitted (None: unknown), in ``currency``.
+    cost: float | None = None
+    currency: str | None = None
     #: Keys this version does not know (written by a newer version), kept as read.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -118,9 +123,9 @@ class HistoryEntry:
             elif key == "input":
                 if isinstance(value, dict):
                     self.input = value
-            elif key == "duration":
+            elif key in ("duration", "cost"):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.duration = float(value)
+                    setattr(self, key, float(value))
             elif key == "seed":
                 if isinstance(value, int) and not isinstance(value, bool):
                     self.seed = value
@@ -151,19 +156,23 @@ class HistoryStore:
         *,
         submitted_at: datetime | float | None = None,
         status: str = "IN_QUEUE",
+        cost: float | None = None,
+        currency: str | None = None,
     ) -> None:
-        """Record a request the moment its submit is answered. ``input`` is stored redacted."""
-        self._append(
-            {
-                "event": "submit",
-                "request_id": request_id,
-                "endpoint": endpoint,
-                "input": redact_for_history(input),
-                "queue_url": queue_url,
-                "status": status,
-                "submitted_at": _format_time(submitted_at),
-            }
-        )
+        """Record a request the moment its submit is answered. ``input`` is stored redacted;
+        ``cost`` is its estimate in ``currency`` (None: unknown)."""
+        record: dict[str, Any] = {
+            "event": "submit",
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "input": redact_for_history(input),
+            "queue_url": queue_url,
+            "status": status,
+            "submitted_at": _format_time(submitted_at),
+        }
+        if cost is not None:
+            record.update(cost=cost, currency=currency)
+        self._append(record)
 
     def record_update(self, request_id: str, **fields: Any) -> None:
         """Record a change to a request: any of ``status``, ``finished_at``, ``duration``,

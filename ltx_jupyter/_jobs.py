@@ -23,11 +23,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -39,6 +39,8 @@ from ._errors import (
 )
 from ._fal import (
     credentials_from_env,
+    default_openapi_url,
+    default_platform_url,
     default_queue_url,
     default_storage_url,
     is_fal_url,
@@ -51,9 +53,14 @@ from ._progress import parse_progress
 from ._runner import Runner, async_wrap, get_runner, shutdown_runner, wait_future
 from ._schema import ValidatedInput, VideoResult, parse_output, validate_input
 
+if TYPE_CHECKING:
+    from ._pricing import Estimate, Prices
+
 __all__ = ["Job", "JobOptions", "JobSession", "JobStatus"]
 
 Listener = Callable[["Job"], None]
+#: Seconds the session keeps the unit prices it looked up.
+_PRICES_KEPT = 600.0
 _log = logging.getLogger(__name__)
 
 
@@ -139,6 +146,8 @@ class Job:
         #: The video's bytes, downloaded when the job finished, for jobs started with ``embed``.
         self.video_bytes: bytes | None = None
         self.cancel_requested = False
+        #: What the job is estimated to cost (set by the session; None for a resumed job).
+        self.estimate: Estimate | None = None
         #: Advice about the input (a prompt longer than the endpoint's guide), not errors.
         self.warnings: tuple[str, ...] = self._validated.warnings if self._validated else ()
         self._client = client
@@ -163,6 +172,13 @@ class Job:
         if self.started_at is None:
             return None
         return (self.finished_at or time.time()) - self.started_at
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The input as the endpoint runs it: what was sent, over the endpoint's defaults."""
+        if self._validated is not None:
+            return self._validated.with_defaults()
+        return dict(self.input)
 
     @property
     def prompt(self) -> str:
@@ -272,6 +288,8 @@ class Job:
                 self._client.queue_url,
                 submitted_at=submitted_at,
                 status=str(JobStatus.QUEUED),
+                cost=self.estimate.amount if self.estimate is not None else None,
+                currency=self.estimate.currency if self.estimate is not None else None,
             )
         finally:
             self.request_id = handle.request_id
@@ -426,6 +444,7 @@ class JobSession:
         self.history = history or HistoryStore()
         self._own_runner = runner
         self._clients: dict[tuple[str, str, str], QueueClient] = {}
+        self._prices: dict[tuple[str, tuple[str, ...]], tuple[float, Prices]] = {}
         self._lock = threading.Lock()
         self.jobs: list[Job] = []
 
@@ -453,6 +472,43 @@ class JobSession:
                 self.runner.add_shutdown_hook(client.aclose)
             return client
 
+    def validate(
+        self, endpoint: str, arguments: Mapping[str, Any], queue_url: str | None = None
+    ) -> ValidatedInput:
+        """``arguments`` checked against the endpoint's schema (:class:`InputError` if bad);
+        a schema not shipped nor cached is fetched beside ``queue_url``'s server."""
+        submit_path, _ = split_endpoint_id(endpoint)
+        return validate_input(submit_path, arguments, url=default_openapi_url(queue_url))
+
+    def prices(self, endpoint_ids: Sequence[str], queue_url: str | None = None) -> Prices:
+        """Unit prices for these endpoints (fal's pricing API with the user's key, its day
+        cache, else the shipped table), kept for a few minutes so that jobs do not re-read
+        them."""
+        from ._pricing import get_prices
+
+        platform = default_platform_url((queue_url or default_queue_url()).rstrip("/"))
+        key = (platform, tuple(endpoint_ids))
+        now = time.monotonic()
+        with self._lock:
+            known = self._prices.get(key)
+        if known is not None and now - known[0] < _PRICES_KEPT:
+            return known[1]
+        prices = get_prices(endpoint_ids, platform_url=platform)
+        with self._lock:
+            self._prices[key] = (now, prices)
+        return prices
+
+    def forget_prices(self) -> None:
+        """Drop the prices kept by :meth:`prices`, so the next ones are looked up again."""
+        with self._lock:
+            self._prices.clear()
+
+    def estimate(self, validated: ValidatedInput, queue_url: str | None = None) -> Estimate:
+        """What running ``validated`` will cost, from its input with the endpoint's defaults
+        (an amount of None says "price unknown" and why)."""
+        prices = self.prices([validated.endpoint_id], queue_url)
+        return prices.estimate(validated.endpoint_id, validated.with_defaults())
+
     def start(
         self,
         endpoint: str,
@@ -461,12 +517,14 @@ class JobSession:
         *,
         queue_url: str | None = None,
         storage_url: str | None = None,
+        estimate: Estimate | None = None,
     ) -> Job:
         """Validate the input and start a job; returns at once.
 
         Invalid input, options or a missing key raise here, before any request is sent. An
         input already validated (a :class:`ValidatedInput`, as the magic passes) is not
-        checked again.
+        checked again. ``estimate`` is the job's price estimate when the caller made one
+        already (the session makes it otherwise).
         """
         options = options or JobOptions()
         submit_path, _ = split_endpoint_id(endpoint)
@@ -474,10 +532,11 @@ class JobSession:
             validated = arguments
         else:
             # On the kernel thread, before the hand-off: a bad input raises in the caller's cell.
-            validated = validate_input(submit_path, arguments)
+            validated = self.validate(submit_path, arguments, queue_url)
         submit_headers(options.webhook_url, options.priority, None, None)
         client = self.client(queue_url, storage_url)
         job = Job(self, submit_path, validated, options, client=client)
+        job.estimate = estimate if estimate is not None else self.estimate(validated, queue_url)
         self.jobs.append(job)
         job._start(self.runner)
         return job

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import FieldError, InputError, SchemaDocumentError
-from ._schema import _json_problem, image_kind, is_integer, is_number
+from ._schema import image_kind, is_integer, is_number, json_problem
+from ._text import value_repr
 
 __all__ = [
     "EndpointSchema",
@@ -40,7 +41,6 @@ FileKind = Literal["image", "video", "audio", "file"]
 
 _JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "array", "object", "null"})
 _REF_PREFIX = "#/components/schemas/"
-_SHOWN_LIMIT = 60
 _NOUNS = {"image": "an image", "video": "a video", "audio": "an audio file", "file": "a file"}
 
 
@@ -606,7 +606,7 @@ class _Checker:
 
     def fail(self, spec: Field, loc: tuple[str | int, ...], value: Any, kind: str) -> None:
         allowed = spec.allowed(allow_files=self.allow_files)
-        self.errors.append(FieldError(loc, f"must be {allowed}, got {_shown(value)}", kind))
+        self.errors.append(FieldError(loc, f"must be {allowed}, got {value_repr(value)}", kind))
 
     def members(
         self,
@@ -648,7 +648,7 @@ class _Checker:
             hint = f"did you mean {closest!r}?"
         else:
             hint = "its fields are " + ", ".join(index) if index else "it takes no fields"
-        problem = _json_problem(loc, value)
+        problem = json_problem(loc, value)
         if problem is not None:
             self.errors.append(problem)
         entry = FieldError(loc, f"is not a field of {owner}; {hint}", "unknown_field")
@@ -677,7 +677,7 @@ class _Checker:
             if not isinstance(value, str):
                 self.fail(spec, loc, value, "string_type")
                 return
-            problem = _json_problem(loc, value)
+            problem = json_problem(loc, value)
             if problem is not None:
                 self.errors.append(problem)
                 return
@@ -703,7 +703,7 @@ class _Checker:
             self.fail(spec, loc, value, "none_required")
             return
         elif spec.enum is None:
-            problem = _json_problem(loc, value)
+            problem = json_problem(loc, value)
             if problem is not None:
                 self.errors.append(problem)
             return
@@ -753,7 +753,7 @@ class _Checker:
         for position, item in enumerate(value):
             where = (*loc, position)
             if spec.items is None:
-                problem = _json_problem(where, item)
+                problem = json_problem(where, item)
                 if problem is not None:
                     self.errors.append(problem)
             elif item is None:
@@ -770,7 +770,7 @@ class _Checker:
             owner = spec.ref or ".".join(str(p) for p in loc if p != "body")
             self.members(spec.fields, spec._index, value, loc, owner)
         else:
-            problem = _json_problem(loc, value)
+            problem = json_problem(loc, value)
             if problem is not None:
                 self.errors.append(problem)
 
@@ -845,16 +845,3 @@ def _length_phrase(spec: Field) -> str:
     if low is not None:
         return f"text of at least {low} characters"
     return "text"
-
-
-def _shown(value: Any) -> str:
-    """A short form of a value for a message (long text and data URIs are cut)."""
-    if isinstance(value, (str, int, float, bool, list, tuple, dict)) or value is None:
-        text = repr(value)
-    elif isinstance(value, os.PathLike):
-        text = repr(os.fspath(value))
-    else:
-        text = f"a {type(value).__name__}"
-    if len(text) > _SHOWN_LIMIT:
-        text = text[: _SHOWN_LIMIT - 3] + "..."
-    return text

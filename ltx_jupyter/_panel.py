@@ -23,17 +23,18 @@ from ._display import job_caption, video_source
 from ._errors import FieldError, LtxError
 from ._html import escape, image_html, safe_image_src, video_html
 from ._jobs import Job, JobOptions, JobSession, JobStatus
+from ._openapi import EndpointSchema
 from ._parsing import magic_cell
 from ._schema import (
     DEFAULT_ENDPOINT,
-    ENDPOINTS,
+    IMAGE_TO_VIDEO,
     PRESETS,
     PROMPT_GUIDE,
     PROMPT_WORD_GUIDE,
-    EndpointSpec,
+    TEXT_TO_VIDEO,
     check_input,
-    endpoint_spec,
     image_kind,
+    lookup_schema,
 )
 from ._text import shorten
 from ._views import JobView
@@ -130,8 +131,7 @@ class PanelRun:
 
     def _summary_html(self) -> str:
         job = self.job
-        spec = endpoint_spec(job.endpoint)
-        details = [spec.title if spec else job.endpoint, str(job.status)]
+        details = [_title(job.endpoint), str(job.status)]
         caption = job_caption(job)
         if caption:
             details.append(caption)
@@ -197,7 +197,7 @@ class Panel(widgets.VBox):
         self._status_lock = threading.Lock()
 
         initial_endpoint = (endpoint or DEFAULT_ENDPOINT).strip("/")
-        spec = endpoint_spec(initial_endpoint) or ENDPOINTS[DEFAULT_ENDPOINT]
+        spec = _schema_of(initial_endpoint)
         defaults = spec.defaults()
         initial = {
             "negative_prompt": negative_prompt
@@ -208,7 +208,9 @@ class Panel(widgets.VBox):
             else defaults.get("num_inference_steps"),
             "guidance_scale": guidance if guidance is not None else defaults.get("guidance_scale"),
         }
-        problems = [e for e in check_input(spec.endpoint_id, initial) if e.field in initial]
+        problems = [
+            e for e in check_input(spec.endpoint_id, initial, schema=spec) if e.field in initial
+        ]
         if problems:
             raise ValueError("; ".join(str(problem) for problem in problems))
         steps_spec = spec.field("num_inference_steps")
@@ -243,8 +245,8 @@ class Panel(widgets.VBox):
         guidance_range: tuple[float, float],
     ) -> None:
         full = widgets.Layout(width="100%")
-        choices = [(spec.title, endpoint_id) for endpoint_id, spec in ENDPOINTS.items()]
-        if endpoint not in ENDPOINTS:
+        choices = [(_title(endpoint_id), endpoint_id) for endpoint_id in PANEL_ENDPOINTS]
+        if endpoint not in PANEL_ENDPOINTS:
             choices.append((endpoint, endpoint))
         self.endpoint_choice = widgets.Dropdown(
             options=choices,
@@ -416,12 +418,11 @@ class Panel(widgets.VBox):
         """The chosen endpoint id."""
         return str(self.endpoint_choice.value)
 
-    def _spec(self) -> EndpointSpec:
-        return endpoint_spec(self.endpoint) or ENDPOINTS[DEFAULT_ENDPOINT]
+    def _spec(self) -> EndpointSchema:
+        return _schema_of(self.endpoint)
 
     def _takes_image(self) -> bool:
-        image = self._spec().field(IMAGE_FIELD)
-        return image is not None and image.type == "image"
+        return self._spec().field(IMAGE_FIELD) is not None
 
     @property
     def image(self) -> str | None:
@@ -450,7 +451,8 @@ class Panel(widgets.VBox):
     def errors(self) -> list[FieldError]:
         """Why the controls cannot be submitted as they are (empty when Generate may run)."""
         # An endpoint the schema does not know is checked as the fields the panel shows.
-        errors = check_input(self._spec().endpoint_id, self.arguments())
+        spec = self._spec()
+        errors = check_input(spec.endpoint_id, self.arguments(), schema=spec)
         if self._takes_image() and self._upload_problem and not self.image:
             errors = [e for e in errors if e.field != IMAGE_FIELD]
             errors.append(FieldError(("body", IMAGE_FIELD), self._upload_problem, "value_error"))
@@ -495,7 +497,7 @@ class Panel(widgets.VBox):
         self.image_box.layout.display = None if self._takes_image() else "none"
         spec = self._spec()
         notes = [
-            f"<li><b>{escape(field.name)}</b>: {escape(field.description)}</li>"
+            f"<li><b>{escape(field.name)}</b>: {escape(field.description or '')}</li>"
             for field in spec.fields
             if field.name in ("num_inference_steps", "guidance_scale", IMAGE_FIELD)
         ]
@@ -634,8 +636,7 @@ class Panel(widgets.VBox):
 
     def load_input(self, endpoint: str, arguments: Mapping[str, Any]) -> None:
         """Set the controls so that :meth:`arguments` gives back ``arguments`` for ``endpoint``."""
-        spec = endpoint_spec(endpoint) or ENDPOINTS[DEFAULT_ENDPOINT]
-        defaults = spec.defaults()
+        defaults = _schema_of(endpoint).defaults()
         self._loading = True
         try:
             if endpoint not in dict(self.endpoint_choice.options).values():
@@ -732,6 +733,23 @@ class Panel(widgets.VBox):
                 run.job.remove_listener(run.listener)
             run.view.close()
         _close_tree(self, skip=tuple(run.view for run in self.runs))
+
+
+#: The endpoints the panel offers (the schema-driven panel for every endpoint is coming).
+PANEL_ENDPOINTS = (TEXT_TO_VIDEO, IMAGE_TO_VIDEO)
+
+
+def _schema_of(endpoint: str) -> EndpointSchema:
+    """The endpoint's schema; the seed's text-to-video one for an endpoint without one."""
+    schema = lookup_schema(endpoint).schema or lookup_schema(DEFAULT_ENDPOINT).schema
+    assert schema is not None, "the package ships the seed endpoint's document"
+    return schema
+
+
+def _title(endpoint: str) -> str:
+    from ._endpoints import known_endpoints
+
+    return next((i.title for i in known_endpoints() if i.endpoint_id == endpoint), endpoint)
 
 
 def _bound(spec: Any, name: str, fallback: float) -> float:

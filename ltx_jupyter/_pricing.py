@@ -372,6 +372,13 @@ class Estimate:
         """Whether the amount is known."""
         return self.amount is not None
 
+    @property
+    def short(self) -> str:
+        """The amount alone (``$0.48``), or ``price unknown``."""
+        if self.amount is None or self.currency is None:
+            return "price unknown"
+        return format_money(self.amount, self.currency)
+
     def describe(self) -> str:
         """One line: ``$0.48 (8 s × $0.06/s, fal pricing API)`` or ``price unknown: <why>``."""
         if self.amount is None or self.currency is None or self.unit is None:
@@ -916,6 +923,28 @@ class _Lookup:
             logger.debug("could not write the price cache %s: %s", self.path, exc.strerror)
 
 
+#: Pricing APIs that could not be asked, by cache file (one per URL and key): until when the
+#: problem stands. A job is not held up again by the same unreachable API for a while.
+_unreachable: dict[Path, tuple[float, str]] = {}
+RETRY_UNREACHABLE = 600.0
+
+
+def _known_problem(lookup: _Lookup) -> str | None:
+    """Why the API is not to be asked now: no key for fal's, or it failed a moment ago."""
+    reason = lookup.skip_reason()
+    if reason is not None:
+        return reason
+    known = _unreachable.get(lookup.path)
+    if known is not None and time.monotonic() < known[0]:
+        return known[1]
+    return None
+
+
+def _remember_problem(lookup: _Lookup, problem: str) -> str:
+    _unreachable[lookup.path] = (time.monotonic() + RETRY_UNREACHABLE, problem)
+    return problem
+
+
 def _advance(plan: Generator[_Call, httpx.Response, None], response: Any) -> _Call | None:
     try:
         return plan.send(response)
@@ -930,7 +959,7 @@ def get_prices(
     platform_url: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     max_age: float = CACHE_MAX_AGE,
-    timeout: float = 10.0,
+    timeout: float = 5.0,
     table: PriceTable | None = None,
     now: float | None = None,
 ) -> Prices:
@@ -951,7 +980,7 @@ def get_prices(
         table=table,
         now=now,
     )
-    problem = lookup.skip_reason() if lookup.wanted else None
+    problem = _known_problem(lookup) if lookup.wanted else None
     if lookup.wanted and problem is None:
         import httpx
 
@@ -962,7 +991,7 @@ def get_prices(
                 while call is not None:
                     call = _advance(plan, client.get(call.url, params=call.params))
         except Exception as exc:
-            problem = lookup.problem(exc)
+            problem = _remember_problem(lookup, lookup.problem(exc))
     return lookup.finish(problem)
 
 
@@ -973,7 +1002,7 @@ async def aget_prices(
     platform_url: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     max_age: float = CACHE_MAX_AGE,
-    timeout: float = 10.0,
+    timeout: float = 5.0,
     table: PriceTable | None = None,
     now: float | None = None,
 ) -> Prices:
@@ -987,7 +1016,7 @@ async def aget_prices(
         table=table,
         now=now,
     )
-    problem = lookup.skip_reason() if lookup.wanted else None
+    problem = _known_problem(lookup) if lookup.wanted else None
     if lookup.wanted and problem is None:
         import httpx
 
@@ -1000,5 +1029,5 @@ async def aget_prices(
                 while call is not None:
                     call = _advance(plan, await client.get(call.url, params=call.params))
         except Exception as exc:
-            problem = lookup.problem(exc)
+            problem = _remember_problem(lookup, lookup.problem(exc))
     return lookup.finish(problem)

@@ -1,8 +1,15 @@
-"""The LTX endpoints: their fields, defaults, ranges and validation, and the typed output.
+"""The endpoints' inputs and outputs: validation against fal's schema documents, and the
+typed result.
 
-This module is the one place that knows the endpoints' defaults; the client, the magic, the
-panel and the local server all ask it. Fields it does not know pass through unchanged, so
-newer LTX endpoints work without a release.
+Every endpoint's fields, defaults and ranges come from its fal OpenAPI document (read by
+:mod:`._openapi`, found by :mod:`._endpoints`: shipped for the LTX family, else cached or
+fetched once). This module is what the client, the magic, the panel and the local server ask:
+:func:`validate_input` checks an input before any request, :func:`parse_output` reads any
+endpoint's output into one :class:`VideoResult`. An endpoint whose document cannot be had is
+sent unvalidated (its values still must be sendable JSON), with a one-line warning saying so.
+
+It also holds the few rules no document states: the seed endpoints' 200-word prompt guide and
+their steps/guidance presets, and which endpoint of a family takes a first frame.
 """
 
 from __future__ import annotations
@@ -12,148 +19,56 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import FieldError, InputError, ProtocolError
 from ._text import value_repr
 
+if TYPE_CHECKING:
+    from ._endpoints import SchemaLookup
+    from ._openapi import EndpointSchema
+
 __all__ = [
     "DEFAULT_ENDPOINT",
-    "ENDPOINTS",
     "IMAGE_TO_VIDEO",
     "PRESETS",
     "PROMPT_GUIDE",
     "PROMPT_WORD_GUIDE",
     "TEXT_TO_VIDEO",
-    "EndpointSpec",
-    "FieldSpec",
     "Preset",
     "ValidatedInput",
     "VideoFile",
     "VideoResult",
     "check_input",
-    "endpoint_spec",
+    "has_word_guide",
     "image_kind",
+    "image_sibling",
     "is_integer",
     "is_number",
+    "json_problem",
+    "lookup_schema",
     "parse_output",
+    "resolve_endpoint",
     "validate_input",
+    "validate_with",
 ]
 
 TEXT_TO_VIDEO = "fal-ai/ltx-video"
 IMAGE_TO_VIDEO = "fal-ai/ltx-video/image-to-video"
 DEFAULT_ENDPOINT = TEXT_TO_VIDEO
+#: The owner fal's own endpoints live under; ``--endpoint ltx-2/text-to-video`` may omit it.
+FAL_OWNER = "fal-ai"
 
-#: The endpoint's guide: a prompt should stay within this many words (a warning, not an error).
+#: The seed endpoints' guide: a prompt should stay within this many words (a warning only).
 PROMPT_WORD_GUIDE = 200
+#: The families whose guide states the word limit (later ones bound the prompt's characters).
+_WORD_GUIDE_FAMILIES = frozenset({"LTX-Video 0.9.1"})
 
-DEFAULT_NEGATIVE_PROMPT = (
-    "low quality, worst quality, deformed, distorted, disfigured, motion smear, "
-    "motion artifacts, fused fingers, bad anatomy, weird hand, ugly"
+PROMPT_GUIDE = (
+    "Write one flowing, chronological paragraph of at most 200 words: start with the main "
+    "action, then add movements and gestures, appearances, background, camera angles and "
+    "moves, lighting and colours, and any sudden changes."
 )
-
-FieldType = Literal["string", "integer", "number", "boolean", "image"]
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One input field of an endpoint."""
-
-    name: str
-    type: FieldType
-    description: str
-    default: Any = None
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[Any, ...] | None = None
-
-    def allowed(self) -> str:
-        """A short phrase saying which values the field accepts."""
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        if self.type == "image":
-            return "an http(s) URL, a data: URI or the path of a readable image file"
-        kind = {"integer": "an integer", "number": "a number", "boolean": "true or false"}.get(
-            self.type, "text"
-        )
-        if self.minimum is not None and self.maximum is not None:
-            return f"{kind} from {self.minimum:g} to {self.maximum:g}"
-        if self.minimum is not None:
-            return f"{kind} of at least {self.minimum:g}"
-        if self.maximum is not None:
-            return f"{kind} of at most {self.maximum:g}"
-        return kind
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """An endpoint id, its fields in display order, and its prompt and parameter guides."""
-
-    endpoint_id: str
-    title: str
-    fields: tuple[FieldSpec, ...]
-
-    def field(self, name: str) -> FieldSpec | None:
-        for spec in self.fields:
-            if spec.name == name:
-                return spec
-        return None
-
-    def defaults(self) -> dict[str, Any]:
-        """The fields that have a default, with it."""
-        return {f.name: f.default for f in self.fields if f.default is not None}
-
-
-_COMMON_FIELDS = (
-    FieldSpec(
-        "prompt",
-        "string",
-        "What happens in the clip: one flowing, chronological paragraph.",
-        required=True,
-    ),
-    FieldSpec(
-        "negative_prompt",
-        "string",
-        "What the clip should avoid.",
-        default=DEFAULT_NEGATIVE_PROMPT,
-    ),
-    FieldSpec(
-        "num_inference_steps",
-        "integer",
-        "Denoising steps: 20-30 for speed, 40 or more for quality.",
-        default=30,
-        minimum=1,
-        maximum=50,
-    ),
-    FieldSpec(
-        "guidance_scale",
-        "number",
-        "How closely to follow the prompt: 3-5 is more creative, 5-7 more faithful.",
-        default=3,
-        minimum=0,
-        maximum=10,
-    ),
-    FieldSpec("seed", "integer", "Random seed; the same seed repeats a clip (random if unset)."),
-)
-
-ENDPOINTS: dict[str, EndpointSpec] = {
-    TEXT_TO_VIDEO: EndpointSpec(TEXT_TO_VIDEO, "LTX Video (text to video)", _COMMON_FIELDS),
-    IMAGE_TO_VIDEO: EndpointSpec(
-        IMAGE_TO_VIDEO,
-        "LTX Video (image to video)",
-        (
-            *_COMMON_FIELDS[:1],
-            FieldSpec(
-                "image_url",
-                "image",
-                "The first frame: a URL, a data: URI or a local file (768x512 works best).",
-                required=True,
-            ),
-            *_COMMON_FIELDS[1:],
-        ),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -166,8 +81,8 @@ class Preset:
     tooltip: str
 
 
-#: The LTX endpoints' parameter guide: 20-30 steps for speed, 40 or more for quality;
-#: guidance 3-5 is more creative, 5-7 follows the prompt closely.
+#: LTX-Video's parameter guide: 20-30 steps for speed, 40 or more for quality; guidance 3-5 is
+#: more creative, 5-7 follows the prompt closely. They apply where an endpoint has the field.
 PRESETS: tuple[Preset, ...] = (
     Preset("fast", "num_inference_steps", 25, "25 steps: the guide's 20-30 for speed"),
     Preset("quality", "num_inference_steps", 40, "40 steps: the guide's 40 or more for quality"),
@@ -175,20 +90,12 @@ PRESETS: tuple[Preset, ...] = (
     Preset("faithful", "guidance_scale", 6.0, "guidance 6: the guide's 5-7, follows the prompt"),
 )
 
-PROMPT_GUIDE = (
-    "Write one flowing, chronological paragraph of at most 200 words: start with the main "
-    "action, then add movements and gestures, appearances, background, camera angles and "
-    "moves, lighting and colours, and any sudden changes."
-)
 
-
-def endpoint_spec(endpoint_id: str) -> EndpointSpec | None:
-    """The spec of a known endpoint, or None for endpoints whose fields pass through unchecked."""
-    return ENDPOINTS.get(endpoint_id.strip("/"))
+# -- values --------------------------------------------------------------------------------------
 
 
 def image_kind(value: Any) -> Literal["url", "data", "file"] | None:
-    """The kind of an image input: ``url``, ``data`` (a data: URI), ``file`` (readable) or None."""
+    """The kind of a file input: ``url``, ``data`` (a data: URI), ``file`` (readable) or None."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
@@ -210,6 +117,7 @@ def is_integer(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (a bool is not)."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -217,82 +125,11 @@ def is_number(value: Any) -> bool:
     )
 
 
-def _check_field(spec: FieldSpec, value: Any, *, allow_files: bool) -> FieldError | None:
-    loc = ("body", spec.name)
-    if value is None:
-        if spec.required:
-            return FieldError(loc, f"is required ({spec.allowed()})", "missing")
-        return None
-    if spec.type == "string":
-        if not isinstance(value, str):
-            return FieldError(loc, "must be text", "string_type")
-        if spec.required and not value.strip():
-            return FieldError(loc, "must not be empty", "string_too_short")
-    elif spec.type == "integer":
-        if not is_integer(value):
-            return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "int_type")
-    elif spec.type == "number":
-        if not is_number(value):
-            return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "float_type")
-    elif spec.type == "boolean":
-        if not isinstance(value, bool):
-            return FieldError(loc, f"must be true or false, got {value!r}", "bool_type")
-    elif spec.type == "image":
-        kind = image_kind(value)
-        if kind == "data" and not value.strip().lower().startswith("data:image/"):
-            kind = None
-        if kind is None or (kind == "file" and not allow_files):
-            allowed = spec.allowed() if allow_files else "an http(s) URL or a data: URI of an image"
-            return FieldError(loc, f"must be {allowed}, got {value_repr(value)}", "url_parsing")
-    if spec.type in ("integer", "number"):
-        if spec.minimum is not None and value < spec.minimum:
-            return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "greater_than_equal")
-        if spec.maximum is not None and value > spec.maximum:
-            return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "less_than_equal")
-    if spec.choices and value not in spec.choices:
-        return FieldError(loc, f"must be {spec.allowed()}, got {value!r}", "literal_error")
-    return None
-
-
-def check_input(
-    endpoint_id: str, data: Mapping[str, Any], *, allow_files: bool = True
-) -> list[FieldError]:
-    """Every field error of ``data`` for ``endpoint_id``; empty when it is valid.
-
-    ``allow_files=False`` is the server's view: an image must then be a URL or a data URI.
-    """
-    if not isinstance(data, Mapping):
-        return [FieldError(("body",), "must be a JSON object", "dict_type")]
-    spec = endpoint_spec(endpoint_id)
-    errors = []
-    if spec is not None:
-        for field_spec in spec.fields:
-            error = _check_field(field_spec, data.get(field_spec.name), allow_files=allow_files)
-            if error is not None:
-                errors.append(error)
-    flagged = {e.loc[:2] for e in errors}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            errors.append(FieldError(("body", str(key)), "field names must be text", "str_type"))
-            continue
-        if ("body", key) in flagged:
-            continue
-        if allow_files and isinstance(value, os.PathLike) and image_kind(value) == "file":
-            continue  # a local file the client inlines or uploads
-        error = _json_problem(("body", key), value)
-        if error is not None:
-            errors.append(error)
-    return errors
-
-
-#: A video URL in a result must be one of these (a browser then plays it; nothing else runs).
-_RESULT_URL = re.compile(r"^(https?://[^/?#\s]|data:video/)", re.IGNORECASE)
-_URL_BREAKERS = re.compile(r"[\x00-\x1f\x7f\s]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 32
 
 
-def _json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> FieldError | None:
+def json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> FieldError | None:
     """Why ``value`` cannot be sent as JSON (a lone surrogate, NaN, an object...), or None."""
     if value is None or isinstance(value, (bool, int)):
         return None
@@ -314,7 +151,7 @@ def _json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> Fie
         return FieldError(loc, f"is nested deeper than {_MAX_DEPTH} levels", "too_deep")
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            error = _json_problem((*loc, i), item, depth + 1)
+            error = json_problem((*loc, i), item, depth + 1)
             if error is not None:
                 return error
         return None
@@ -322,7 +159,7 @@ def _json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> Fie
         for key, item in value.items():
             if not isinstance(key, str):
                 return FieldError(loc, f"keys must be text, got {key!r}", "str_type")
-            error = _json_problem((*loc, key), item, depth + 1)
+            error = json_problem((*loc, key), item, depth + 1)
             if error is not None:
                 return error
         return None
@@ -334,39 +171,180 @@ def _json_problem(loc: tuple[str | int, ...], value: Any, depth: int = 0) -> Fie
     )
 
 
+# -- endpoints -----------------------------------------------------------------------------------
+
+
+def lookup_schema(endpoint_id: str, *, fetch: bool = True, url: str | None = None) -> SchemaLookup:
+    """Where the schema of ``endpoint_id`` comes from: shipped, cached or (``fetch``) fetched
+    once from the OpenAPI URL ``url`` (default: ``LTX_OPENAPI_URL``, else the one that goes
+    with the queue). Without ``fetch`` (the local server) only shipped and cached documents
+    count."""
+    from ._endpoints import SchemaLookup, get_schema, local_schema
+
+    if fetch:
+        return get_schema(endpoint_id, url=url)
+    found = local_schema(endpoint_id)
+    if found is not None:
+        return found
+    return SchemaLookup(endpoint_id, None, "none")
+
+
+def resolve_endpoint(endpoint_id: str) -> str:
+    """``endpoint_id`` as fal names it: an id given without ``fal-ai/`` gets it when that makes
+    a known endpoint (``ltx-2/text-to-video`` → ``fal-ai/ltx-2/text-to-video``). A one-segment
+    id always means fal's own (``ltx-video`` → ``fal-ai/ltx-video``)."""
+    from ._endpoints import is_known
+
+    text = endpoint_id.strip().strip("/")
+    if not text or text.startswith(FAL_OWNER + "/"):
+        return text
+    owned = f"{FAL_OWNER}/{text}"
+    if "/" not in text or (is_known(owned) and not is_known(text)):
+        return owned
+    return text
+
+
+def image_sibling(endpoint_id: str) -> str | None:
+    """The image-to-video endpoint of the family of a text-to-video endpoint, if it is known
+    (``fal-ai/ltx-2/text-to-video/fast`` → ``fal-ai/ltx-2/image-to-video/fast``)."""
+    from ._endpoints import is_known
+
+    candidates = []
+    if "text-to-video" in endpoint_id:
+        candidates.append(endpoint_id.replace("text-to-video", "image-to-video", 1))
+    candidates.append(endpoint_id.rstrip("/") + "/image-to-video")
+    return next((c for c in candidates if is_known(c)), None)
+
+
+def has_word_guide(endpoint_id: str) -> bool:
+    """Whether the endpoint's guide bounds the prompt to :data:`PROMPT_WORD_GUIDE` words."""
+    from ._endpoints import family_of
+
+    return family_of(endpoint_id) in _WORD_GUIDE_FAMILIES
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ValidatedInput:
-    """A checked endpoint input (defaults not filled in: the endpoint owns them) and warnings."""
+    """An input checked against its endpoint's schema, with advice that is not an error.
+
+    ``arguments`` is what is sent (``None`` values dropped; defaults are the endpoint's to
+    apply). ``schema`` is the endpoint's schema, or None when it could not be had (the input was
+    then only checked to be sendable, and a warning says so). :meth:`with_defaults` is the input
+    as the endpoint will run it.
+    """
 
     endpoint_id: str
     arguments: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    schema: EndpointSchema | None = field(default=None, compare=False, repr=False)
+
+    def with_defaults(self) -> dict[str, Any]:
+        """The arguments over the schema's defaults: every field the endpoint will use."""
+        defaults = self.schema.defaults() if self.schema is not None else {}
+        return {**defaults, **self.arguments}
 
 
-def validate_input(endpoint_id: str, data: Mapping[str, Any]) -> ValidatedInput:
-    """Check ``data`` against the endpoint before any request; raise :class:`InputError`.
+def validate_input(
+    endpoint_id: str,
+    data: Mapping[str, Any],
+    *,
+    strict: bool = True,
+    fetch: bool = True,
+    url: str | None = None,
+) -> ValidatedInput:
+    """Check ``data`` against the endpoint's schema before any request; raise
+    :class:`InputError` naming every bad field, the value and what it allows.
 
-    ``None`` values are dropped (the endpoint applies its default). A prompt over the
-    endpoint's 200-word guide is a warning, not an error.
+    A field the schema does not have is an error naming the closest field it has (fal ignores
+    unknown fields, so a typo would silently cost a run); with ``strict=False`` it is a warning.
+    ``fetch=False`` uses only shipped and cached documents; ``url`` is the OpenAPI URL a
+    missing one is fetched from.
     """
-    errors = check_input(endpoint_id, data)
+    lookup = lookup_schema(endpoint_id, fetch=fetch, url=url)
+    return validate_with(lookup, data, strict=strict)
+
+
+def validate_with(
+    lookup: SchemaLookup, data: Mapping[str, Any], *, strict: bool = True
+) -> ValidatedInput:
+    """:func:`validate_input` with the schema already looked up (the async client's path)."""
+    errors, warnings = _check(lookup.endpoint_id, lookup.schema, data, strict, allow_files=True)
     if errors:
         raise InputError(errors)
+    if lookup.warning:
+        warnings.insert(0, lookup.warning)
     arguments = {k: v for k, v in data.items() if v is not None}
-    warnings = []
     prompt = arguments.get("prompt")
-    if isinstance(prompt, str):
+    if isinstance(prompt, str) and has_word_guide(lookup.endpoint_id):
         words = len(prompt.split())
         if words > PROMPT_WORD_GUIDE:
             warnings.append(
                 f"prompt has {words} words; the endpoint's guide is at most {PROMPT_WORD_GUIDE}"
             )
-    return ValidatedInput(endpoint_id, arguments, tuple(warnings))
+    return ValidatedInput(lookup.endpoint_id, arguments, tuple(warnings), lookup.schema)
+
+
+def check_input(
+    endpoint_id: str,
+    data: Any,
+    *,
+    schema: EndpointSchema | None,
+    allow_files: bool = True,
+    strict: bool = True,
+) -> list[FieldError]:
+    """Every field error of ``data`` (empty when it is valid); the server's and the panel's
+    view. ``allow_files=False`` is the server's: a file must then be a URL or a data URI."""
+    errors, _ = _check(endpoint_id, schema, data, strict, allow_files=allow_files)
+    return errors
+
+
+def _check(
+    endpoint_id: str,
+    schema: EndpointSchema | None,
+    data: Any,
+    strict: bool,
+    *,
+    allow_files: bool,
+) -> tuple[list[FieldError], list[str]]:
+    if not isinstance(data, Mapping):
+        return [FieldError(("body",), "must be a JSON object", "dict_type")], []
+    errors: list[FieldError] = []
+    warnings: list[str] = []
+    if schema is not None:
+        found = schema.validate(data, strict=strict, allow_files=allow_files)
+        errors += found.errors
+        warnings += [str(w) for w in found.warnings]
+    flagged = {e.loc[:2] for e in errors}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            loc = ("body", str(key))
+            if loc not in flagged:
+                errors.append(FieldError(loc, "field names must be text", "str_type"))
+            continue
+        if ("body", key) in flagged:
+            continue
+        if allow_files and isinstance(value, os.PathLike) and image_kind(value) == "file":
+            continue  # a local file the client inlines or uploads
+        error = json_problem(("body", key), value)
+        if error is not None:
+            errors.append(error)
+    return errors, warnings
+
+
+# -- the typed result ----------------------------------------------------------------------------
+
+#: A video URL in a result must be one of these (a browser then plays it; nothing else runs).
+_RESULT_URL = re.compile(r"^(https?://[^/?#\s]|data:video/)", re.IGNORECASE)
+_URL_BREAKERS = re.compile(r"[\x00-\x1f\x7f\s]")
 
 
 @dataclass(frozen=True)
 class VideoFile:
-    """A video output file as fal describes it."""
+    """A video output file as fal describes it: a ``File`` (url, content type, name, size),
+    with a ``VideoFile``'s width, height, fps, duration and frame count when given."""
 
     url: str
     content_type: str | None = None
@@ -384,10 +362,14 @@ class VideoFile:
             value = data.get(key)
             return kind(value) if is_number(value) else None
 
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return value if isinstance(value, str) else None
+
         return cls(
             url=str(data["url"]),
-            content_type=data.get("content_type"),
-            file_name=data.get("file_name"),
+            content_type=text("content_type"),
+            file_name=text("file_name"),
             file_size=number("file_size", int),
             width=number("width", int),
             height=number("height", int),
@@ -399,7 +381,8 @@ class VideoFile:
 
 @dataclass(frozen=True)
 class VideoResult:
-    """The typed output of an LTX endpoint: the video, the seed used, and the raw JSON."""
+    """The typed output of any LTX endpoint: the video, the seed when the endpoint reports one,
+    the prompt it used when it expanded the one it was given, and the raw JSON."""
 
     video: VideoFile
     seed: int | None = None
@@ -428,7 +411,7 @@ def parse_output(output: Any, *, request_id: str | None = None) -> VideoResult:
     prompt = output.get("prompt")
     return VideoResult(
         video=VideoFile.from_json(video),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        seed=seed if is_integer(seed) else None,
         prompt=prompt if isinstance(prompt, str) else None,
         raw=dict(output),
     )

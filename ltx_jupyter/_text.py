@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["shorten", "value_repr"]
 
 ELLIPSIS = "…"
@@ -21,7 +23,12 @@ def value_repr(value: object, limit: int = 80) -> str:
 
     A long string is cut before ``repr`` sees it, so a megabyte of prompt costs nothing here.
     """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, str) and len(value) > limit:
         value = value[:limit]
-    text = repr(value)
+    if value is None or isinstance(value, (str, int, float, list, tuple, dict, bytes)):
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"  # an arbitrary object's repr may be anything
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS

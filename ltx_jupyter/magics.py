@@ -17,19 +17,34 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 from IPython.display import display
 from traitlets import Bool, Bunch, Float, Int, TraitError, Unicode, default, observe, validate
 
-from ._display import job_mimebundle, job_video
+from ._display import DryRun, job_mimebundle, job_video
 from ._errors import LtxError
-from ._fal import PRIORITIES, default_queue_url, default_storage_url, split_endpoint_id
+from ._fal import (
+    PRIORITIES,
+    default_openapi_url,
+    default_queue_url,
+    default_storage_url,
+    split_endpoint_id,
+)
 from ._history import HistoryStore
 from ._html import is_http_url
 from ._jobs import Job, JobOptions, JobSession
-from ._parsing import RunRequest, build_request, split_line, usage_error
-from ._schema import DEFAULT_ENDPOINT, ENDPOINTS, check_input, endpoint_spec
+from ._parsing import (
+    RunRequest,
+    build_request,
+    parse_lora,
+    parse_number,
+    parse_size,
+    split_line,
+    usage_error,
+)
+from ._pricing import Estimate, format_money
+from ._schema import DEFAULT_ENDPOINT, check_input, lookup_schema, resolve_endpoint
 from ._text import value_repr
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
-SUBCOMMANDS = ("jobs", "show", "cancel", "resume", "panel")
+SUBCOMMANDS = ("jobs", "show", "cancel", "resume", "panel", "endpoints", "schema")
 #: The endpoint field each default setting fills in.
 _FIELD_OF_SETTING = {
     "steps": "num_inference_steps",
@@ -74,6 +89,17 @@ class LtxMagics(Magics):
         None, allow_none=True, help="Client deadline in seconds per job (None: no deadline)."
     ).tag(config=True)
     log_lines = Int(20, help="Log lines shown in a job view (the job keeps all).").tag(config=True)
+    max_cost = Float(
+        None,
+        allow_none=True,
+        help="Most a cell may cost, in USD (None: no limit): a cell whose estimate is higher "
+        "is refused before any request.",
+    ).tag(config=True)
+    strict_fields = Bool(
+        True,
+        help="A field the endpoint's schema does not have is an error (fal ignores unknown "
+        "fields, so a typo would silently run with the default). False: a warning.",
+    ).tag(config=True)
     history_file = Unicode(
         "", help="Journal of submitted requests ('': LTX_HISTORY_FILE or the user data dir)."
     ).tag(config=True)
@@ -81,7 +107,7 @@ class LtxMagics(Magics):
     @validate("endpoint")
     def _valid_endpoint(self, proposal: Bunch) -> str:
         try:
-            submit_path, _ = split_endpoint_id(proposal["value"])
+            submit_path, _ = split_endpoint_id(resolve_endpoint(proposal["value"]))
         except LtxError as error:
             raise TraitError(f"LtxMagics.endpoint: {error}") from None
         return submit_path
@@ -102,13 +128,24 @@ class LtxMagics(Magics):
         so a mistake shows when it is set, not at the next run."""
         value, name = proposal["value"], proposal["trait"].name
         field = _FIELD_OF_SETTING[name]
-        spec = endpoint_spec(self.endpoint)
-        if value is None or spec is None or spec.field(field) is None:
+        schema = lookup_schema(self.endpoint, url=self._openapi_url).schema
+        if value is None or schema is None or schema.field(field) is None:
             return value
-        for error in check_input(self.endpoint, {"prompt": "x", field: value}):
+        for error in check_input(self.endpoint, {field: value}, schema=schema):
             if error.field == field:
                 raise TraitError(f"LtxMagics.{name}: {error.msg} (on {self.endpoint})")
         return value
+
+    @validate("max_cost")
+    def _valid_max_cost(self, proposal: Bunch) -> float | None:
+        value = proposal["value"]
+        if value is not None and not value >= 0:
+            raise TraitError(f"LtxMagics.max_cost: must be 0 or more (USD), got {value}")
+        return value
+
+    @property
+    def _openapi_url(self) -> str:
+        return default_openapi_url(self.queue_url)
 
     @validate("timeout")
     def _valid_timeout(self, proposal: Bunch) -> float | None:
@@ -146,22 +183,48 @@ class LtxMagics(Magics):
 
     @magic_arguments()
     @argument("prompt", nargs="*", help="One-line form only: the prompt after the options.")
-    @argument_group("Input")
+    @argument_group("Input (each option sets its field on every endpoint that has it)")
     @argument("--negative", metavar="TEXT", help="Negative prompt (default: the endpoint's).")
     @argument("--seed", type=int, metavar="N", help="Seed (default: random, shown with the video).")
-    @argument("--steps", type=int, metavar="N", help="Denoising steps, 1-50 (default 30).")
-    @argument("--guidance", type=float, metavar="X", help="Guidance scale, 0-10 (default 3).")
+    @argument("--steps", type=int, metavar="N", help="Denoising steps (num_inference_steps).")
+    @argument("--guidance", type=float, metavar="X", help="Guidance scale (guidance_scale).")
+    @argument("--resolution", metavar="R", help="Resolution: 480p, 720p, 1080p, 2160p...")
+    @argument("--aspect-ratio", metavar="W:H", help="Aspect ratio: 16:9, 9:16, 1:1...")
+    @argument("--duration", type=parse_number, metavar="S", help="Length in seconds.")
+    @argument("--frames", type=int, metavar="N", help="Frame count (num_frames).")
+    @argument("--fps", type=parse_number, metavar="N", help="Frame rate (fps or frame_rate).")
+    @argument("--size", type=parse_size, metavar="WxH|PRESET", help="Video size (video_size).")
+    @argument(
+        "--audio",
+        dest="audio",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Generate a sound track (generate_audio).",
+    )
+    @argument("--no-audio", dest="audio", action="store_const", const=False, help="No sound.")
+    @argument(
+        "--lora",
+        type=parse_lora,
+        action="append",
+        metavar="PATH[:SCALE]",
+        help="A LoRA's URL or Hugging Face path, and its scale (repeatable; loras).",
+    )
     @argument(
         "--endpoint",
         metavar="ID",
-        help=f"Endpoint id (default {DEFAULT_ENDPOINT}; known: {', '.join(ENDPOINTS)}).",
+        help=f"Endpoint id, with or without 'fal-ai/' (default {DEFAULT_ENDPOINT}; "
+        "%%ltx endpoints lists the known ones).",
     )
     @argument(
         "--image",
         metavar="PATH_OR_URL",
-        help="First frame for image-to-video: a URL, a data: URI or a local file "
-        "(uploaded, or inlined when small). Implies the image-to-video endpoint.",
+        help="First frame: a URL, a data: URI or a local file (uploaded, or inlined when "
+        "small). With a text-to-video endpoint, its family's image-to-video one is used.",
     )
+    @argument("--end-image", metavar="PATH_OR_URL", help="Last frame (end_image_url).")
+    @argument("--video", metavar="PATH_OR_URL", help="Video to extend or transform.")
+    @argument("--audio-file", metavar="PATH_OR_URL", help="Audio input (audio_url).")
     @argument(
         "--param",
         action="append",
@@ -184,6 +247,11 @@ class LtxMagics(Magics):
         const=False,
         help="Return at once, even when running headless (default: return at once "
         "interactively, wait headless).",
+    )
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="Show the validated input and its estimated cost; send nothing.",
     )
     @argument("--timeout", type=float, metavar="SECONDS", help="Client deadline; then cancel.")
     @argument("--priority", choices=PRIORITIES, help="Queue priority (default normal).")
@@ -211,8 +279,8 @@ class LtxMagics(Magics):
         Line forms: ``job = %ltx --seed 3 a red fox`` (a one-line prompt; start it with
         ``--`` if it begins with a command word), ``%ltx jobs``, ``%ltx show ID``,
         ``%ltx cancel ID|all``, ``%ltx resume REQUEST_ID``, ``%ltx panel`` (the parameter
-        panel; ``panel = %ltx panel`` keeps it). Defaults come from
-        ``%config LtxMagics``.
+        panel; ``panel = %ltx panel`` keeps it), ``%ltx endpoints [TEXT] [--refresh]``,
+        ``%ltx schema ID``. Defaults come from ``%config LtxMagics``.
         """
         words = split_line(line)
         if cell is None and words and words[0] in SUBCOMMANDS:
@@ -236,9 +304,33 @@ class LtxMagics(Magics):
                 "guidance_scale": self.guidance,
                 "negative_prompt": self.negative_prompt,
             },
+            strict=self.strict_fields,
+            openapi_url=self._openapi_url,
         )
-        job = self._start(request)
+        estimate = self.session.estimate(request.input, self.queue_url)
+        if request.dry_run:
+            display(DryRun(request.input, estimate))
+            return None
+        self._check_cost(estimate)
+        job = self._start(request, estimate)
         return job if cell is None else None
+
+    def _check_cost(self, estimate: Estimate) -> None:
+        """Refuse a cell over ``max_cost`` before any request (and one whose price is unknown,
+        when a limit is set: it cannot be shown to be within it)."""
+        if self.max_cost is None:
+            return
+        limit = format_money(self.max_cost, "USD")
+        if estimate.amount is None:
+            raise UsageError(
+                f"%ltx: {estimate.describe()}, and LtxMagics.max_cost is {limit}; "
+                "raise or unset it (%config LtxMagics.max_cost = None) to run anyway"
+            )
+        if estimate.amount > self.max_cost:
+            raise UsageError(
+                f"%ltx: the estimate is {estimate.describe()}, over LtxMagics.max_cost "
+                f"({limit}); raise it with %config LtxMagics.max_cost = ... to run this cell"
+            )
 
     def _parse(self, words: list[str]) -> Any:
         if words and words[0] == "--":
@@ -247,7 +339,7 @@ class LtxMagics(Magics):
 
     # -- running and showing ---------------------------------------------------------------------
 
-    def _start(self, request: RunRequest) -> Job:
+    def _start(self, request: RunRequest, estimate: Estimate) -> Job:
         options = JobOptions(
             timeout=request.timeout if request.timeout is not None else self.timeout,
             priority=request.priority,
@@ -262,6 +354,7 @@ class LtxMagics(Magics):
                 options,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
+                estimate=estimate,
             )
         except LtxError as error:
             raise usage_error(error) from None
@@ -380,6 +473,72 @@ class LtxMagics(Magics):
             )
         except ValueError as error:
             raise UsageError(f"%ltx panel: {error}") from None
+
+    def _cmd_endpoints(self, words: list[str]) -> None:
+        """``%ltx endpoints [TEXT] [--refresh]``: the known endpoints (shipped, and cached from
+        fal), those whose id, family, category or title holds TEXT, with their unit prices.
+        ``--refresh`` fetches the cached documents and the prices again."""
+        from ._display import endpoints_table
+        from ._endpoints import cached_endpoints, known_endpoints, refresh_schema
+
+        refresh = "--refresh" in words
+        rest = [w for w in words if w != "--refresh"]
+        if len(rest) > 1 or any(w.startswith("--") for w in rest):
+            raise UsageError("%ltx endpoints takes an optional TEXT and --refresh")
+        text = rest[0] if rest else ""
+        notes = []
+        if refresh:
+            for endpoint_id in cached_endpoints():
+                lookup = refresh_schema(endpoint_id, url=self._openapi_url)
+                if lookup.warning:
+                    notes.append(lookup.warning)
+        infos = [*known_endpoints(), *self._cached_infos()]
+        needle = text.lower()
+        matching = [
+            info
+            for info in infos
+            if not needle
+            or any(
+                needle in (part or "").lower()
+                for part in (info.endpoint_id, info.family, info.category, info.title)
+            )
+        ]
+        if refresh:
+            self.session.forget_prices()
+        prices = self.session.prices([info.endpoint_id for info in matching], self.queue_url)
+        for note in notes:
+            print(f"ltx: note: {note}", file=sys.stderr)
+        display(endpoints_table(matching, prices, text=text, note=prices.note))
+
+    def _cached_infos(self) -> list[Any]:
+        from ._endpoints import EndpointInfo, cached_endpoints, family_of, is_shipped, local_schema
+
+        infos = []
+        for endpoint_id in cached_endpoints():
+            lookup = local_schema(endpoint_id)
+            if is_shipped(endpoint_id) or lookup is None or lookup.schema is None:
+                continue
+            schema = lookup.schema
+            infos.append(
+                EndpointInfo(endpoint_id, family_of(endpoint_id), schema.category, endpoint_id)
+            )
+        return infos
+
+    def _cmd_schema(self, words: list[str]) -> None:
+        """``%ltx schema ID``: every field of the endpoint, with type, allowed values, default
+        and description."""
+        from ._display import schema_table
+
+        if len(words) != 1:
+            raise UsageError("%ltx schema takes one endpoint ID")
+        try:
+            endpoint_id, _ = split_endpoint_id(resolve_endpoint(words[0]))
+            lookup = lookup_schema(endpoint_id, url=self._openapi_url)
+        except LtxError as error:
+            raise UsageError(f"%ltx schema: {error}") from None
+        if lookup.schema is None:
+            raise UsageError(f"%ltx schema: {lookup.warning or f'no schema for {endpoint_id}'}")
+        display(schema_table(lookup.schema, source=lookup.source))
 
     def _cmd_cancel(self, words: list[str]) -> None:
         target = self._one_id("cancel", words)

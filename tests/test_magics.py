@@ -180,14 +180,32 @@ def test_param_values_are_json_typed(make_shell, local_server):
     shell = make_shell(local_server)
     shell.run_cell_magic(
         "ltx",
-        '-o job --steps 2 --param num_frames=17 --param expand_prompt=true --param tag="a b"',
+        "-o job --endpoint ltxv-13b-098-distilled --param first_pass_num_inference_steps=2 "
+        "--param second_pass_num_inference_steps=2 --frames 17 --param expand_prompt=true "
+        '--param loras=\'[{"path": "a/b", "scale": 0.5}]\'',
         "x",
     )
     job = shell.user_ns["job"]
     assert job.input["num_frames"] == 17
-    assert job.input["expand_prompt"] is True and job.input["tag"] == "a b"
+    assert job.input["expand_prompt"] is True
+    assert job.input["loras"] == [{"path": "a/b", "scale": 0.5}]
     job.wait(20)
     assert job.result is not None and job.result.video.num_frames == 17
+
+
+def test_a_field_the_endpoint_lacks_is_refused_naming_the_closest(make_shell, local_server):
+    shell = make_shell(local_server)
+    jobs = magics_of(shell).session.jobs
+    with pytest.raises(UsageError, match=r"--param num_frame: .*did you mean 'num_frames'"):
+        shell.run_cell_magic("ltx", "--endpoint ltx-2-19b/text-to-video --param num_frame=9", "x")
+    with pytest.raises(UsageError, match=r"--duration: fal-ai/ltx-video has no duration field"):
+        shell.run_cell_magic("ltx", "--duration 8", "x")
+    assert jobs == []  # nothing started, nothing sent
+    shell.run_line_magic("config", "LtxMagics.strict_fields = False")
+    with capture_output() as captured:
+        shell.run_cell_magic("ltx", "--no-wait --steps 2 --param num_frame=9", "x")
+    assert "ltx: note: num_frame: is not a field of fal-ai/ltx-video" in captured.stderr
+    assert magics_of(shell).session.jobs[-1].input["num_frame"] == 9
 
 
 def test_config_traits_set_defaults(make_shell, local_server, tmp_path):

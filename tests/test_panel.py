@@ -22,11 +22,13 @@ from nbclient import NotebookClient
 from ltx_jupyter import Job, JobStatus
 from ltx_jupyter._panel import Panel
 from ltx_jupyter._parsing import magic_cell
-from ltx_jupyter._schema import DEFAULT_NEGATIVE_PROMPT, IMAGE_TO_VIDEO, TEXT_TO_VIDEO
+from ltx_jupyter._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, lookup_schema
 from tests.shells import eventually, magics_of
 from tests.test_magics import make_shell, submits
 
 __all__ = ["make_shell"]  # a fixture, used by name
+
+DEFAULT_NEGATIVE_PROMPT = lookup_schema(TEXT_TO_VIDEO).schema.defaults()["negative_prompt"]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CANARY = "fal-canary-key-5a6b7c8d9e0f"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ltx_jupyter.server.engines import EngineCancelled, get_engine
+from ltx_jupyter.server.engines.base import shared_field_errors
 from ltx_jupyter.server.engines.synthetic import SyntheticEngine
 from ltx_jupyter.server.video import write_mp4
 
@@ -205,8 +206,10 @@ def test_validate_extra_fields(engine: SyntheticEngine) -> None:
     errors = engine.validate(
         "someone/new", {"width": 65, "height": 4000, "num_frames": 0, "fps": "fast"}
     )
-    assert [e.field for e in errors] == ["prompt", "width", "height", "num_frames", "fps"]
+    assert [e.field for e in errors] == ["width", "height", "num_frames", "fps"]
     assert all(e.to_detail()["loc"][0] == "body" for e in errors)
+    # What every LTX endpoint shares is checked by the server for endpoints without a document.
+    assert sorted(e.field for e in shared_field_errors({"seed": "x"})) == ["prompt", "seed"]
 
 
 def test_registry() -> None:

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from .._errors import FieldError, InputError
 from .._fal import (
     ERROR_TYPE_HEADER,
+    OPENAPI_PATH,
     REQUEST_ID_HEADER,
     TIMEOUT_TYPE_HEADER,
     read_submit_options,
@@ -48,7 +49,9 @@ from .._fal import (
 )
 from .._schema import check_input
 from .config import ServerConfig
+from .documents import EndpointDocuments
 from .engines import Engine, get_engine
+from .engines.base import shared_field_errors
 from .middleware import (
     AuthMiddleware,
     OriginMiddleware,
@@ -106,8 +109,13 @@ class _Server:
         self.config = config
         self.engine = engine
         self.storage = Storage(config.data_dir)
+        self.documents = EndpointDocuments(config.documents)
         self.queue = RequestQueue(
-            engine, self.storage, concurrency=config.concurrency, on_complete=self._completed
+            engine,
+            self.storage,
+            concurrency=config.concurrency,
+            on_complete=self._completed,
+            defaults=self.documents.defaults,
         )
         self.stats = Stats()
         self._webhooks: set[asyncio.Task[None]] = set()
@@ -216,7 +224,12 @@ async def submit(request: Request) -> Response:
     except ValueError:
         error = FieldError(("body",), "is not valid JSON", "json_invalid")
         return error_response(422, [error.to_detail()])
-    errors = check_input(endpoint_id, data, allow_files=False)
+    schema = server.documents.schema(endpoint_id)
+    # As fal does, a field the document does not have is ignored, not refused (engines may
+    # read extra fields); only clients refuse them, to catch typos before a paid run.
+    errors = check_input(endpoint_id, data, schema=schema, allow_files=False, strict=False)
+    if schema is None and isinstance(data, Mapping):
+        errors += shared_field_errors(data)
     if isinstance(data, Mapping):
         seen = {e.loc for e in errors}
         errors += [e for e in server.engine.validate(endpoint_id, data) if e.loc not in seen]
@@ -412,6 +425,23 @@ async def files(request: Request) -> Response:
     )
 
 
+# -- endpoint documents ------------------------------------------------------------------------
+
+
+async def openapi_document(request: Request) -> Response:
+    """``GET /api/openapi/queue/openapi.json?endpoint_id=ID``: the endpoint's fal OpenAPI
+    document, as fal serves it (no key needed), its server URL pointing here."""
+    server = _server(request)
+    endpoint_id = (request.query_params.get("endpoint_id") or "").strip().strip("/")
+    if not endpoint_id:
+        return error_response(400, "endpoint_id is required", error_type="bad_request")
+    document = server.documents.document(endpoint_id)
+    if document is None:
+        return error_response(404, f"No OpenAPI document for endpoint {endpoint_id!r}")
+    document["servers"] = [{"url": server.base_url(request)}]
+    return JSONResponse(document)
+
+
 # -- local extras ------------------------------------------------------------------------------
 
 
@@ -494,6 +524,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app_path = "/{app_path:path}/requests/{request_id}"
     routes = [
         *platform_routes(config),
+        Route(OPENAPI_PATH, openapi_document, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/_local/stats", local_stats, methods=["GET"]),
         Route("/_local/requests/{request_id}", local_request, methods=["GET"]),

@@ -63,6 +63,9 @@ class ServerConfig:
     engine_settings: dict[str, Any] = field(default_factory=dict)
     prices: Mapping[str, Any] | str | Path | None = None
     pricing_page_size: int = 50
+    #: Endpoint documents beyond the shipped ones: endpoint id -> fal OpenAPI document (decoded
+    #: JSON, or the path of a JSON file). The server validates against and serves them.
+    documents: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

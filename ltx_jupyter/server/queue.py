@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,7 +119,7 @@ class _Task:
         self._record = record
         self.request_id = record.request_id
         self.endpoint_id = record.endpoint_id
-        self.input = copy.deepcopy(record.input)
+        self.input = copy.deepcopy({**queue.defaults(record.endpoint_id), **record.input})
         self.output_dir = output_dir
 
     def log(self, message: str, level: str = "INFO") -> None:
@@ -159,8 +159,11 @@ class RequestQueue:
         *,
         concurrency: int = 2,
         on_complete: Callable[[RequestRecord], None] | None = None,
+        defaults: Callable[[str], Mapping[str, Any]] | None = None,
     ) -> None:
         self.engine = engine
+        #: The input defaults of an endpoint: an engine sees the input as the endpoint runs it.
+        self.defaults = defaults or (lambda endpoint_id: {})
         self.storage = storage
         self.concurrency = concurrency
         self.on_complete = on_complete

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..._errors import FieldError
-from ..._schema import TEXT_TO_VIDEO, check_input, endpoint_spec, is_integer, is_number
+from ..._openapi import EndpointSchema
+from ..._schema import TEXT_TO_VIDEO, check_input, is_integer, is_number, lookup_schema
 
 __all__ = [
     "Engine",
@@ -30,22 +31,25 @@ __all__ = [
 _SHARED_FIELDS = ("prompt", "negative_prompt", "seed")
 
 
+def _seed_schema() -> EndpointSchema:
+    """The seed's text-to-video schema: the fields every LTX endpoint shares."""
+    lookup = lookup_schema(TEXT_TO_VIDEO, fetch=False)
+    assert lookup.schema is not None, "the package ships the seed endpoint's document"
+    return lookup.schema
+
+
 def endpoint_defaults(endpoint_id: str) -> dict[str, Any]:
-    """The endpoint's field defaults from the schema (text-to-video's for an endpoint the
-    schema does not know), so engines keep no defaults of their own."""
-    spec = endpoint_spec(endpoint_id) or endpoint_spec(TEXT_TO_VIDEO)
-    assert spec is not None
-    return spec.defaults()
+    """Defaults for an endpoint the server has no document for: the seed's (an endpoint with a
+    document gets its own defaults in the task's input), so engines keep none of their own."""
+    return _seed_schema().defaults()
 
 
-def shared_field_errors(endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
-    """For an endpoint the schema does not know: the fields every LTX endpoint shares (the
-    prompt, required; the negative prompt; the seed), checked by the schema's own rules.
-    Known endpoints are checked whole by the server already."""
-    if endpoint_spec(endpoint_id) is not None:
-        return []
+def shared_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """For an endpoint the server has no document for: the fields every LTX endpoint shares
+    (the prompt, required; the negative prompt; the seed), checked by the seed schema's
+    rules."""
     shared = {name: data.get(name) for name in _SHARED_FIELDS}
-    return check_input(TEXT_TO_VIDEO, shared, allow_files=False)
+    return check_input(TEXT_TO_VIDEO, shared, schema=_seed_schema(), allow_files=False)
 
 
 def range_error(
@@ -99,7 +103,8 @@ class EngineTask(Protocol):
 
     @property
     def input(self) -> dict[str, Any]:
-        """The request's input JSON (a private copy)."""
+        """The request's input JSON over the endpoint's defaults, as the endpoint runs it (a
+        private copy)."""
         ...
 
     @property

@@ -68,7 +68,6 @@ from .base import (
     EngineTask,
     endpoint_defaults,
     range_error,
-    shared_field_errors,
 )
 from .synthetic import _decode_data_uri
 
@@ -334,7 +333,7 @@ class DiffusersEngine:
 
     def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
         """Check the fields this engine uses, LTX's size and frame constraints included."""
-        errors = shared_field_errors(endpoint_id, data)
+        errors: list[FieldError] = []
         image = data.get("image_url")
         if image is not None and (not isinstance(image, str) or not image):
             errors.append(

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..._errors import FieldError
-from ..._schema import endpoint_spec, is_integer, is_number
+from ..._schema import is_integer, is_number
 from ..video import write_mp4
 from .base import (
     EngineCancelled,
@@ -54,7 +54,6 @@ from .base import (
     EngineTask,
     endpoint_defaults,
     range_error,
-    shared_field_errors,
 )
 
 __all__ = ["SyntheticEngine"]
@@ -248,9 +247,9 @@ class SyntheticEngine:
 
     def validate(self, endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
         """Check the fields this engine uses (the prompt, too, for endpoints without a schema)."""
-        errors = shared_field_errors(endpoint_id, data)
+        errors: list[FieldError] = []
         image = data.get("image_url")
-        if image is not None and not isinstance(image, str) and endpoint_spec(endpoint_id) is None:
+        if image is not None and not isinstance(image, str):
             errors.append(
                 FieldError(
                     ("body", "image_url"),
