@@ -211,9 +211,11 @@ def jobs_table(session: JobSession) -> Table:
             )
     for entry in session.history.entries():
         job = live.get(entry.request_id)
+        cost = entry_cost(entry) or ""
         if job is not None:
             status, duration = str(job.status), job.elapsed if job.done else None
             link = job.result.url if job.result else entry.video_url
+            cost = job.estimate.short if job.estimate is not None else cost
         else:
             status, duration, link = entry.status or "unknown", entry.duration, entry.video_url
         submitted = entry.submitted_at.timestamp() if entry.submitted_at else None
@@ -223,7 +225,7 @@ def jobs_table(session: JobSession) -> Table:
                 status.lower(),
                 _age(now - submitted) if submitted else "",
                 f"{duration:.1f}s" if duration is not None else "",
-                entry_cost(entry) or "",
+                cost,
                 shorten(entry.prompt, PROMPT_COLUMN),
                 link,
             )

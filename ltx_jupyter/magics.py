@@ -309,7 +309,10 @@ class LtxMagics(Magics):
         )
         estimate = self.session.estimate(request.input, self.queue_url)
         if request.dry_run:
-            display(DryRun(request.input, estimate))
+            plan = DryRun(request.input, estimate)
+            if request.out:
+                self.shell.user_ns[request.out] = plan
+            display(plan)
             return None
         self._check_cost(estimate)
         job = self._start(request, estimate)

@@ -30,6 +30,14 @@ EXPLAINED_SKIPS = {
 _skips: list[tuple[str, str]] = []
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Fetched schemas and prices are cached in the user cache directory: the suite keeps its
+    # own, so it neither reads a developer's cache nor leaves anything in it.
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ltx-test-cache-")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail"):
         _skips.append((report.nodeid, _skip_reason(report)))
