@@ -193,6 +193,10 @@ def _worker_main(client_name: str, url: str) -> int:
     worker: Any
     if client_name == "fal-client":
         worker = _FalWorker(url)
+    elif client_name == "magic":
+        from .magic_path import MagicWorker
+
+        worker = MagicWorker(url)
     else:
         worker = _OursWorker(url, aiohttp_transport=client_name == OURS_ON_AIOHTTP)
     out = sys.stdout
@@ -501,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="serve the driver's commands on stdin")
-    worker.add_argument("--client", choices=(*CLIENTS, OURS_ON_AIOHTTP), required=True)
+    worker.add_argument("--client", choices=(*CLIENTS, OURS_ON_AIOHTTP, "magic"), required=True)
     worker.add_argument("url")
     args = parser.parse_args(argv)
     return _worker_main(args.client, args.url)

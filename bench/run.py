@@ -1,9 +1,9 @@
 """``python -m bench.run``: every benchmark, printed as tables and written as JSON.
 
 ``--quick`` is the CI smoke version: a few small jobs, only to show the benchmark works (its
-figures mean nothing). ``--only clients|server|magic|faults`` runs one part; ``--out DIR`` is
-where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport`` adds our client on
-the opt-in aiohttp transport to the client comparison and the fault run.
+figures mean nothing). ``--only clients|server|magic|magic_path|faults`` runs one part;
+``--out DIR`` is where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport``
+adds our client on the opt-in aiohttp transport to the client comparison and the fault run.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from ._common import REPO_ROOT
 from .clients import ClientSettings, run_clients
 from .faults import FaultSettings, run_faults
 from .magic import MagicSettings, run_magic
+from .magic_path import MagicPathSettings, magic_path_table, run_magic_path
 from .server_side import ServerSettings, run_server_side
 
-PARTS = ("clients", "server", "magic", "faults")
+PARTS = ("clients", "server", "magic", "magic_path", "faults")
 
 
 def machine() -> dict[str, Any]:
@@ -213,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         "magic": (
             lambda: run_magic(MagicSettings.quick() if args.quick else MagicSettings(), log),
             magic_table,
+        ),
+        "magic_path": (
+            lambda: run_magic_path(
+                MagicPathSettings.quick() if args.quick else MagicPathSettings(), log
+            ),
+            magic_path_table,
         ),
         "faults": (
             lambda: run_faults(

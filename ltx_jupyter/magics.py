@@ -389,6 +389,11 @@ class LtxMagics(Magics):
 
         blocking = self._should_wait(wait)
         has_kernel = getattr(self.shell, "kernel", None) is not None
+        if not has_kernel and blocking:
+            # Terminal IPython waiting: the text status and log lines are the whole view.
+            follow_in_text(job, sys.stdout)
+            self._show_outcome(job)
+            return
         if has_kernel and self._headless():
             if not blocking:
                 print(job.status_line())
@@ -404,12 +409,9 @@ class LtxMagics(Magics):
             display(view)
             if not blocking:
                 return
-        if has_kernel:
-            # The job keeps its error; _show_outcome raises it.
-            with contextlib.suppress(Exception):
-                job.wait()
-        else:
-            follow_in_text(job, sys.stdout)
+        # The job keeps its error; _show_outcome raises it.
+        with contextlib.suppress(Exception):
+            job.wait()
         self._show_outcome(job)
 
     def _show_outcome(self, job: Job) -> None:
