@@ -21,7 +21,7 @@ from ._text import shorten
 
 if TYPE_CHECKING:
     from ._history import HistoryEntry
-    from ._jobs import Job, JobSession
+    from ._jobs import Job, JobSession, RemoteStatus
     from ._schema import VideoFile
 
 #: Characters of the prompt shown in a row of ``%ltx jobs``.
@@ -36,6 +36,7 @@ __all__ = [
     "job_video",
     "jobs_table",
     "relative_src",
+    "resume_command",
     "video_caption",
     "video_source",
 ]
@@ -164,29 +165,39 @@ def job_mimebundle(job: Job) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 class JobsTable:
-    """``%ltx jobs``: this session's and earlier jobs, as an HTML table and as text."""
+    """``%ltx jobs``: this session's and earlier jobs, as an HTML table and as text.
+
+    The link of a job that has not ended, and that this session does not follow, is the
+    command that follows it again (``%ltx resume ID``). ``notes`` are lines under the table.
+    """
 
     headers = ("id", "status", "age", "duration", "prompt", "link")
 
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]], notes: tuple[str, ...] = ()) -> None:
         self.rows = rows
+        self.notes = notes
 
     def _repr_html_(self) -> str:
-        from ._html import table_html
+        from ._html import escape, table_html
 
-        return table_html(self.headers, self.rows, links={"link": True})
+        notes = "".join(
+            f'<div class="ltx-note" style="font-size: 12px">{escape(note)}</div>'
+            for note in self.notes
+        )
+        return table_html(self.headers, self.rows, links={"link": True}) + notes
 
     def __repr__(self) -> str:
         if not self.rows:
-            return "no ltx jobs yet"
+            return "\n".join(("no ltx jobs yet", *self.notes))
         table = [self.headers, *[tuple("" if c is None else str(c) for c in r) for r in self.rows]]
         widths = [max(len(str(row[i])) for row in table) for i in range(len(self.headers))]
-        return "\n".join(
+        lines = [
             "  ".join(
                 str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
             ).rstrip()
             for row in table
-        )
+        ]
+        return "\n".join((*lines, *self.notes))
 
 
 def _age(seconds: float | None) -> str:
@@ -201,42 +212,77 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.0f}d"
 
 
-def jobs_table(session: JobSession) -> JobsTable:
-    """The jobs of ``session`` and of its history, newest first."""
+def resume_command(request_id: str) -> str:
+    """The magic that follows ``request_id`` again, as a person types it."""
+    return f"%ltx resume {request_id}"
+
+
+def jobs_table(
+    session: JobSession,
+    entries: list[HistoryEntry] | None = None,
+    remote: dict[str, RemoteStatus] | None = None,
+) -> JobsTable:
+    """The jobs of ``session`` and of its history (``entries``, read from it when not given),
+    newest first.
+
+    A request this session follows shows its job's status. Another shows what the server said
+    (``remote``, from :meth:`JobSession.read_statuses`), else what the history last recorded;
+    the link of one that has not ended is the command that resumes it.
+    """
     now = time.time()
+    if entries is None:
+        entries = session.history.entries()
+    remote = remote or {}
     live = {job.request_id: job for job in session.jobs if job.request_id}
+    recorded = {entry.request_id for entry in entries}
     rows: list[tuple[Any, ...]] = []
     for job in reversed(session.jobs):
-        if job.request_id is None:
+        # Jobs not submitted yet, and any whose id the history lacks (it could not be written).
+        if job.request_id is None or job.request_id not in recorded:
+            duration = f"{job.elapsed:.1f}s" if job.done else ""
+            link = job.result.url if job.result else None
             rows.append(
                 (
-                    job.short_id,
+                    job.request_id or job.short_id,
                     str(job.status),
                     _age(now - job.created_at),
-                    "",
+                    duration,
                     shorten(job.prompt, PROMPT_COLUMN),
-                    None,
+                    link,
                 )
             )
-    for entry in session.history.entries():
+    for entry in entries:
         job = live.get(entry.request_id)
         if job is not None:
             status, duration = str(job.status), job.elapsed if job.done else None
             link = job.result.url if job.result else entry.video_url
         else:
-            status, duration, link = entry.status or "unknown", entry.duration, entry.video_url
+            found = remote.get(entry.request_id)
+            status = found.status if found is not None else (entry.status or "unknown")
+            status = _STATUS_WORDS.get(status, status.lower())
+            duration = entry.duration
+            link = (found.video_url if found is not None else None) or entry.video_url
+            if status not in ("completed", "failed", "cancelled"):
+                link = resume_command(entry.request_id)
         submitted = entry.submitted_at.timestamp() if entry.submitted_at else None
         rows.append(
             (
                 entry.request_id,
-                status.lower(),
+                status,
                 _age(now - submitted) if submitted else "",
                 f"{duration:.1f}s" if duration is not None else "",
                 shorten(entry.prompt, PROMPT_COLUMN),
                 link,
             )
         )
-    return JobsTable(rows)
+    notes = []
+    if session.history.read_problem:
+        notes.append(f"the history {session.history.read_problem}: this session's jobs only")
+    return JobsTable(rows, tuple(notes))
+
+
+#: The server's words, should a journal hold them, as a job's status words.
+_STATUS_WORDS = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
 
 
 def entry_video(entry: HistoryEntry) -> VideoDisplay:
