@@ -594,11 +594,13 @@ class JobSession:
         ]
 
     def read_statuses(
-        self, entries: Sequence[HistoryEntry], timeout: float = STATUS_READ_TIMEOUT
+        self, entries: Sequence[HistoryEntry], timeout: float | None = None
     ) -> dict[str, RemoteStatus]:
         """Ask the server where each of ``entries`` is (the first :data:`MAX_STATUS_READS`,
-        on the runner), waiting at most ``timeout`` seconds; a request whose status cannot be
-        read in that time is ``unknown``. A request found ended is recorded in the history."""
+        on the runner), waiting at most ``timeout`` seconds (:data:`STATUS_READ_TIMEOUT`); a
+        request whose status cannot be read in that time is ``unknown``. A request found
+        ended is recorded in the history. The wait stays interruptible."""
+        timeout = STATUS_READ_TIMEOUT if timeout is None else timeout
         entries = list(entries)[:MAX_STATUS_READS]
         if not entries:
             return {}
