@@ -240,7 +240,7 @@ class HostileServer(_Threaded):
             scenario = next(
                 (
                     s
-                    for s in ("logs", "error", "js-url", "data-url", "attr-url", "http-error")
+                    for s in ("http-error", "js-url", "data-url", "attr-url", "logs", "error")
                     if s in prompt
                 ),
                 "plain",
