@@ -174,7 +174,7 @@ class AccountError(HTTPError):
             advice = f"fal has locked the account: write to {SUPPORT_EMAIL}."
         else:
             advice = f"fal has locked the account: see {BILLING_URL}, or write to {SUPPORT_EMAIL}."
-        shown = f": {reason}" if reason else ""
+        shown = f": {reason.rstrip('.')}" if reason else ""
         super().__init__(
             status_code, detail, message=f"HTTP {status_code}{shown}. {advice}", **kwargs
         )
