@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import inspect
 import json
 import mimetypes
@@ -25,14 +26,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from ._errors import (
+    AccountError,
     AuthenticationError,
     FieldError,
     HTTPError,
     MissingCredentialsError,
     ProtocolError,
+    RateLimitError,
     RequestCancelledError,
     RequestTimeoutError,
     RunFailedError,
+    UploadError,
     ValidationError,
 )
 from ._fal import (
@@ -50,9 +54,18 @@ from ._fal import (
     split_endpoint_id,
     submit_headers,
 )
-from ._models import Completed, InProgress, Queued, QueueStatus, RequestHandle, Update
-from ._retries import CallKind, RetryPolicy
-from ._schema import ValidatedInput, image_kind, validate_with
+from ._files import HEAD_BYTES, FileKind, check_kind, local_files, sniff
+from ._models import (
+    Completed,
+    InProgress,
+    Queued,
+    QueueStatus,
+    RequestHandle,
+    Update,
+    UploadProgress,
+)
+from ._retries import CallKind, RetryPolicy, parse_retry_after
+from ._schema import ValidatedInput, validate_with
 from ._text import value_repr
 from ._transport import DEFAULT_LIMITS, transport_from_env, with_message
 
@@ -62,11 +75,20 @@ if TYPE_CHECKING:
 __all__ = ["QueueClient"]
 
 #: Local files up to this size go inline as data: URIs; larger ones are uploaded to storage.
+#: fal gives no size: its documentation recommends its CDN for file inputs and says only that
+#: some models also accept data URIs (https://docs.fal.ai/documentation/model-apis/fal-cdn),
+#: and fal's maintainers saw data URIs fail above 3 to 10 MB (review of fal-ai/fal PR #178,
+#: "feat: add encode APIs"). 256 KiB keeps the submit body small, far under both.
 DEFAULT_DATA_URI_LIMIT = 256 * 1024
+#: The largest ``data_uri_limit`` a client accepts: the lowest size fal users saw fail.
+MAX_DATA_URI_LIMIT = 3 * 1024 * 1024
+#: Bytes handed to the connection at a time during an upload (one progress report each).
+UPLOAD_CHUNK = 256 * 1024
 _OUTAGE_STATUS = frozenset({502, 503, 504})
 _CANCELLED_ERROR_TYPES = frozenset({"request_cancelled", "cancelled", "canceled"})
 Priority = Literal["normal", "low"]
 OnSubmit = Callable[[RequestHandle], Awaitable[None] | None]
+OnUpload = Callable[[UploadProgress], None]
 
 
 class _Secret:
@@ -87,17 +109,31 @@ class _Secret:
 
 
 class _KeyAuth(httpx.Auth):
-    """Adds ``Authorization: Key <key>`` to each request as it is sent."""
+    """Adds ``Authorization: Key <key>`` to each request as it is sent.
 
-    def __init__(self, secret: _Secret) -> None:
+    With ``origins`` (``scheme://host:port`` of the configured hosts), only requests to those
+    get the key: a URL a server answered with (an upload URL, a status URL, a redirect) that
+    points elsewhere never carries it, whichever code path sends it.
+    """
+
+    def __init__(self, secret: _Secret, origins: frozenset[str] | None = None) -> None:
         self._secret = secret
+        self._origins = origins
 
     def __repr__(self) -> str:
         return f"<fal key auth: credentials {self._secret!r}>"
 
     def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers["Authorization"] = authorization(self._secret.reveal() or "")
+        if self._origins is None or _origin(request.url) in self._origins:
+            request.headers["Authorization"] = authorization(self._secret.reveal() or "")
         yield request
+
+
+def _origin(url: httpx.URL | str) -> str:
+    """``scheme://host:port`` of ``url``, the port made explicit."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
 class _StreamBroken(Exception):
@@ -154,10 +190,17 @@ class QueueClient:
         self.queue_url = (queue_url or default_queue_url()).rstrip("/")
         self.storage_url = (storage_url or default_storage_url(self.queue_url)).rstrip("/")
         self._key = _Secret(key or credentials_from_env())
-        self._auth = _KeyAuth(self._key)
+        # The key goes only to the configured hosts (see _KeyAuth).
+        hosts = frozenset({_origin(self.queue_url), _origin(self.storage_url)})
+        self._auth = _KeyAuth(self._key, hosts)
         self.retry = retry or RetryPolicy()
         self.poll_interval = poll_interval
         self.stream = stream
+        if not 0 <= data_uri_limit <= MAX_DATA_URI_LIMIT:
+            raise ValueError(
+                f"data_uri_limit must be 0 to {MAX_DATA_URI_LIMIT} bytes (larger files go to "
+                f"storage: fal's users saw data URIs fail above 3 MB), got {data_uri_limit}"
+            )
         self.data_uri_limit = data_uri_limit
         self.stream_idle_timeout = stream_idle_timeout
         self.outage_tolerance = outage_tolerance
@@ -246,10 +289,12 @@ class QueueClient:
             if attempt < self.retry.max_attempts and self.retry.retries_status(
                 kind, response.status_code
             ):
-                self.stats["retries"] += 1
-                await asyncio.sleep(self.retry.delay_for(attempt, response))
-                continue
-            raise self._error_from(response, request_id)
+                delay = self.retry.delay_for(attempt, response)
+                if delay is not None:
+                    self.stats["retries"] += 1
+                    await asyncio.sleep(delay)
+                    continue
+            raise self._error_from(response, request_id, attempts=attempt)
 
     @staticmethod
     def _json(response: httpx.Response, request_id: str | None = None) -> Any:
@@ -263,8 +308,9 @@ class QueueClient:
                 request_id=request_id,
             ) from error
 
-    @staticmethod
-    def _error_from(response: httpx.Response, request_id: str | None) -> HTTPError:
+    def _error_from(
+        self, response: httpx.Response, request_id: str | None, *, attempts: int = 1
+    ) -> HTTPError:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -276,18 +322,40 @@ class QueueClient:
             error_type = error_type or body.get("error_type")
         if detail is None:
             detail = response.text[:300].strip() or response.reason_phrase
+        detail = self._redacted(detail)
         kwargs = {
-            "error_type": error_type,
+            "error_type": self._redacted(error_type),
             "request_id": response.headers.get(REQUEST_ID_HEADER) or request_id,
             "url": str(response.request.url) if response.request else None,
         }
-        if response.status_code == 422:
+        status = response.status_code
+        if status == 422:
             items = detail if isinstance(detail, list) else []
             errors = [FieldError.from_detail(i) for i in items if isinstance(i, Mapping)]
             return ValidationError(errors, detail=detail, **kwargs)
-        if response.status_code in (401, 403):
-            return AuthenticationError(response.status_code, detail, **kwargs)
-        return HTTPError(response.status_code, detail, **kwargs)
+        if status == 402 or (status == 403 and "locked" in str(detail).lower()):
+            return AccountError(status, detail, **kwargs)
+        if status in (401, 403):
+            return AuthenticationError(status, detail, **kwargs)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return RateLimitError(detail, retry_after=retry_after, attempts=attempts, **kwargs)
+        return HTTPError(status, detail, **kwargs)
+
+    def _redacted(self, value: Any) -> Any:
+        """``value`` (a server's error text) with the key put out of sight, should a server
+        echo the credentials it was sent."""
+        key = self._key.reveal()
+        if not key or value is None:
+            return value
+        text = json.dumps(value) if not isinstance(value, str) else value
+        # The whole key, and each part of an id:secret pair.
+        secrets = [key, *(part for part in key.split(":") if len(part) >= 8)]
+        if not any(secret in text for secret in secrets):
+            return value
+        for secret in secrets:
+            text = text.replace(secret, "<key>")
+        return text if isinstance(value, str) else json.loads(text)
 
     def _request_url(self, endpoint_id: str, request_id: str, suffix: str = "") -> str:
         _, app_path = split_endpoint_id(endpoint_id)
@@ -304,12 +372,14 @@ class QueueClient:
         priority: Priority | None = None,
         start_timeout: float | None = None,
         hint: str | None = None,
+        on_upload: OnUpload | None = None,
     ) -> RequestHandle:
         """Queue a request and return its handle as soon as the server answers.
 
         The input is validated against the endpoint's schema first, and local files in it
-        are inlined or uploaded; nothing is sent when it is invalid. ``start_timeout`` bounds
-        the wait before the request starts (fal's ``X-Fal-Request-Timeout``).
+        are inlined or uploaded (``on_upload`` hears each upload's progress); nothing is sent
+        when it is invalid or a file cannot be uploaded. ``start_timeout`` bounds the wait
+        before the request starts (fal's ``X-Fal-Request-Timeout``).
         """
         submit_path, _ = split_endpoint_id(endpoint_id)
         headers = submit_headers(webhook_url, priority, start_timeout, hint)
@@ -320,7 +390,9 @@ class QueueClient:
         else:
             lookup = await self.schema(submit_path)
             validated = validate_with(lookup, arguments, strict=self.strict_fields)
-        prepared = await self.prepare_arguments(submit_path, validated.arguments)
+        prepared = await self.prepare_arguments(
+            submit_path, validated.arguments, on_upload=on_upload
+        )
         params = {WEBHOOK_PARAM: webhook_url} if webhook_url else None
         response = await self._send(
             "submit",
@@ -410,7 +482,7 @@ class QueueClient:
                 if not response.is_success:
                     await response.aread()
                     error = self._error_from(response, request_id)
-                    if response.status_code in (401, 403, 404):
+                    if response.status_code in (401, 402, 403, 404):
                         raise error
                     raise _StreamBroken(str(error))
                 events = source.aiter_sse()
@@ -519,8 +591,14 @@ class QueueClient:
         data: bytes,
         content_type: str = "application/octet-stream",
         file_name: str = "upload.bin",
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> str:
-        """Upload bytes to storage (initiate, then PUT) and return the file's URL."""
+        """Upload bytes to storage (initiate, then PUT) and return the file's URL.
+
+        ``on_progress(sent, total)`` is called as the bytes go out (from 0, again from 0 if
+        the PUT is retried). The PUT goes to the URL storage answered with, without the key.
+        """
         initiate = await self._send(
             "upload",
             "POST",
@@ -535,43 +613,84 @@ class QueueClient:
             "upload",
             "PUT",
             str(body["upload_url"]),
-            content=data,
-            headers={"Content-Type": content_type},
+            content=_UploadBody(data, on_progress),
+            headers={"Content-Type": content_type, "Content-Length": str(len(data))},
             authenticate=False,
         )
         return str(body["file_url"])
 
-    async def upload_file(self, path: str | os.PathLike[str]) -> str:
+    async def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str:
         """Upload a local file to storage and return its URL."""
         file_path = Path(path)
         data = await asyncio.to_thread(file_path.read_bytes)
-        return await self.upload(data, _content_type(file_path), file_path.name)
+        return await self.upload(
+            data, _content_type(file_path, data), file_path.name, on_progress=on_progress
+        )
 
-    async def file_to_input(self, path: str | os.PathLike[str]) -> str:
-        """A local file as an input value: a data: URI when small, else an uploaded URL."""
+    async def file_to_input(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        field: str = "file",
+        kind: FileKind | None = None,
+        on_upload: OnUpload | None = None,
+    ) -> str:
+        """A local file as an input value: a data: URI when small, else an uploaded URL.
+
+        The bytes read are checked to be the ``kind`` of file the field wants
+        (:class:`InputError` otherwise). A file that cannot be read, or whose upload fails,
+        raises :class:`UploadError` naming ``field`` and the file: nothing is submitted.
+        """
+        shown = os.fspath(path)
         file_path = Path(path)
-        size = file_path.stat().st_size
-        if size <= self.data_uri_limit:
+        try:
             data = await asyncio.to_thread(file_path.read_bytes)
+        except FileNotFoundError:
+            raise UploadError(field, shown, "the file is gone (deleted or moved)") from None
+        except OSError as error:
+            raise UploadError(field, shown, f"cannot be read ({error.strerror or error})") from None
+        content_type = check_kind(field, shown, data[:HEAD_BYTES], kind).content_type
+        if content_type == "application/octet-stream":
+            content_type = _content_type(file_path)
+        if len(data) <= self.data_uri_limit:
             encoded = base64.b64encode(data).decode("ascii")
-            return f"data:{_content_type(file_path)};base64,{encoded}"
-        return await self.upload_file(file_path)
+            return f"data:{content_type};base64,{encoded}"
+
+        def progress(sent: int, total: int) -> None:
+            if on_upload is not None:
+                on_upload(UploadProgress(field, file_path.name, sent, total))
+
+        try:
+            return await self.upload(data, content_type, file_path.name, on_progress=progress)
+        except (HTTPError, ProtocolError, httpx.HTTPError) as error:
+            shown_error = with_message(error) if isinstance(error, httpx.HTTPError) else error
+            raise UploadError(field, shown, f"the upload failed: {shown_error}") from error
 
     async def prepare_arguments(
-        self, endpoint_id: str, arguments: Mapping[str, Any]
+        self,
+        endpoint_id: str,
+        arguments: Mapping[str, Any],
+        *,
+        on_upload: OnUpload | None = None,
     ) -> dict[str, Any]:
         """Replace local file paths in file fields (``image_url`` and every other ``*_url``,
         in conditioning items and nested objects too) by inputs: data URIs or uploads."""
-        return {k: await self._prepared(k, v) for k, v in arguments.items()}
-
-    async def _prepared(self, name: str | int, value: Any) -> Any:
-        if isinstance(name, str) and name.endswith("_url") and image_kind(value) == "file":
-            return await self.file_to_input(value)
-        if isinstance(value, Mapping):
-            return {k: await self._prepared(k, v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [await self._prepared(i, item) for i, item in enumerate(value)]
-        return value
+        prepared = copy.deepcopy(dict(arguments))
+        for local in local_files(endpoint_id, arguments):
+            value = await self.file_to_input(
+                local.path, field=local.field, kind=local.kind, on_upload=on_upload
+            )
+            *parents, last = local.loc
+            holder: Any = prepared
+            for part in parents:
+                holder = holder[part]
+            holder[last] = value
+        return prepared
 
     async def schema(self, endpoint_id: str) -> SchemaLookup:
         """The endpoint's schema: shipped, cached or fetched once from the OpenAPI URL that
@@ -616,14 +735,16 @@ class QueueClient:
         start_timeout: float | None = None,
         timeout: float | None = None,
         on_submit: OnSubmit | None = None,
+        on_upload: OnUpload | None = None,
         logs: bool = True,
     ) -> AsyncIterator[Update]:
         """Submit and follow a request: yields :class:`Queued`, :class:`InProgress` (new log
         lines) and, last, :class:`Completed` with the output.
 
         ``on_submit`` is called with the handle the moment the submit answers (persist the id
-        there). ``timeout`` is an overall deadline: when it passes the remote request is asked
-        to cancel and :class:`RequestTimeoutError` carries its id. A run that fails raises
+        there); ``on_upload`` with the progress of each local file's upload before it.
+        ``timeout`` is an overall deadline: when it passes the remote request is asked to
+        cancel and :class:`RequestTimeoutError` carries its id. A run that fails raises
         :class:`RunFailedError` (:class:`RequestCancelledError` when it was cancelled).
         """
         deadline = _Deadline(self, endpoint_id, timeout)
@@ -634,6 +755,7 @@ class QueueClient:
                 webhook_url=webhook_url,
                 priority=priority,
                 start_timeout=start_timeout,
+                on_upload=on_upload,
             )
         )
         if on_submit is not None:
@@ -740,8 +862,34 @@ class QueueClient:
         raise ProtocolError("the run ended without a result")
 
 
-def _content_type(path: Path) -> str:
+def _content_type(path: Path, data: bytes | None = None) -> str:
+    """A file's media type: from its first bytes when they tell, else from its name."""
+    if data is not None:
+        sniffed = sniff(data[:HEAD_BYTES]).content_type
+        if sniffed != "application/octet-stream":
+            return sniffed
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class _UploadBody:
+    """An upload's bytes as the connection takes them, in chunks, reporting progress.
+
+    Iterable again from the start, so a retried PUT sends the whole file again.
+    """
+
+    def __init__(self, data: bytes, on_progress: Callable[[int, int], None] | None) -> None:
+        self._data = memoryview(data)
+        self._on_progress = on_progress
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = len(self._data)
+        if self._on_progress is not None:
+            self._on_progress(0, total)
+        for start in range(0, total, UPLOAD_CHUNK):
+            chunk = self._data[start : start + UPLOAD_CHUNK]
+            yield bytes(chunk)
+            if self._on_progress is not None:
+                self._on_progress(start + len(chunk), total)
 
 
 async def _read_to_end(events: AsyncIterator[Any], timeout: float = 1.0) -> None:

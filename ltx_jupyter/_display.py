@@ -24,7 +24,7 @@ from ._text import shorten
 if TYPE_CHECKING:
     from ._endpoints import EndpointInfo
     from ._history import HistoryEntry
-    from ._jobs import Job, JobSession
+    from ._jobs import Job, JobSession, RemoteStatus
     from ._openapi import EndpointSchema
     from ._pricing import Estimate, Prices
     from ._schema import ValidatedInput, VideoFile
@@ -41,6 +41,7 @@ __all__ = [
     "job_video",
     "jobs_table",
     "relative_src",
+    "resume_command",
     "video_caption",
     "video_source",
 ]
@@ -191,25 +192,47 @@ def _age(seconds: float | None) -> str:
 JOBS_HEADERS = ("id", "status", "age", "duration", "cost", "prompt", "link")
 
 
-def jobs_table(session: JobSession) -> Table:
-    """The jobs of ``session`` and of its history, newest first."""
+def resume_command(request_id: str) -> str:
+    """The magic that follows ``request_id`` again, as a person types it."""
+    return f"%ltx resume {request_id}"
+
+
+def jobs_table(
+    session: JobSession,
+    entries: list[HistoryEntry] | None = None,
+    remote: dict[str, RemoteStatus] | None = None,
+) -> Table:
+    """The jobs of ``session`` and of its history (``entries``, read from it when not given),
+    newest first.
+
+    A request this session follows shows its job's status. Another shows what the server said
+    (``remote``, from :meth:`JobSession.read_statuses`), else what the history last recorded;
+    the link of one that has not ended is the command that resumes it.
+    """
     now = time.time()
+    if entries is None:
+        entries = session.history.entries()
+    remote = remote or {}
     live = {job.request_id: job for job in session.jobs if job.request_id}
+    recorded = {entry.request_id for entry in entries}
     rows: list[tuple[Any, ...]] = []
     for job in reversed(session.jobs):
-        if job.request_id is None:
+        # Jobs not submitted yet, and any whose id the history lacks (it could not be written).
+        if job.request_id is None or job.request_id not in recorded:
+            duration = f"{job.elapsed:.1f}s" if job.done else ""
+            link = job.result.url if job.result else None
             rows.append(
                 (
-                    job.short_id,
+                    job.request_id or job.short_id,
                     str(job.status),
                     _age(now - job.created_at),
-                    "",
+                    duration,
                     job.estimate.short if job.estimate is not None else "",
                     shorten(job.prompt, PROMPT_COLUMN),
-                    None,
+                    link,
                 )
             )
-    for entry in session.history.entries():
+    for entry in entries:
         job = live.get(entry.request_id)
         cost = entry_cost(entry) or ""
         if job is not None:
@@ -217,12 +240,18 @@ def jobs_table(session: JobSession) -> Table:
             link = job.result.url if job.result else entry.video_url
             cost = job.estimate.short if job.estimate is not None else cost
         else:
-            status, duration, link = entry.status or "unknown", entry.duration, entry.video_url
+            found = remote.get(entry.request_id)
+            status = found.status if found is not None else (entry.status or "unknown")
+            status = _STATUS_WORDS.get(status, status.lower())
+            duration = entry.duration
+            link = (found.video_url if found is not None else None) or entry.video_url
+            if status not in ("completed", "failed", "cancelled"):
+                link = resume_command(entry.request_id)
         submitted = entry.submitted_at.timestamp() if entry.submitted_at else None
         rows.append(
             (
                 entry.request_id,
-                status.lower(),
+                status,
                 _age(now - submitted) if submitted else "",
                 f"{duration:.1f}s" if duration is not None else "",
                 cost,
@@ -230,9 +259,17 @@ def jobs_table(session: JobSession) -> Table:
                 link,
             )
         )
+    notes = []
+    if session.history.read_problem:
+        notes.append(f"the history {session.history.read_problem}: this session's jobs only")
+    footer = "\n".join(filter(None, (session_total(session.jobs), *notes)))
     if not rows:
-        return Table(JOBS_HEADERS, rows, title="no ltx jobs yet")
-    return Table(JOBS_HEADERS, rows, footer=session_total(session.jobs), links=("link",))
+        return Table(JOBS_HEADERS, rows, title="no ltx jobs yet", footer="\n".join(notes))
+    return Table(JOBS_HEADERS, rows, footer=footer, links=("link",))
+
+
+#: The server's words, should a journal hold them, as a job's status words.
+_STATUS_WORDS = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
 
 
 def entry_cost(entry: HistoryEntry) -> str | None:
@@ -339,14 +376,24 @@ class Table:
                 "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in table
             ]
-        return "\n".join([*lines, self.footer] if self.footer else lines)
+        # A blank line between the rows and the footer: text readers can tell them apart.
+        return "\n".join(
+            [*lines, "", self.footer]
+            if self.footer and self.rows
+            else [*lines, self.footer]
+            if self.footer
+            else lines
+        )
 
     def _repr_html_(self) -> str:
         from ._html import escape, table_html
 
         title = f"<div><b>{escape(self.title)}</b></div>" if self.title else ""
         table = table_html(self.headers, self.rows, links=dict.fromkeys(self.links, True))
-        footer = f'<div class="ltx-total">{escape(self.footer)}</div>' if self.footer else ""
+        footer = "".join(
+            f'<div class="ltx-note" style="font-size: 12px">{escape(line)}</div>'
+            for line in self.footer.splitlines()
+        )
         return title + (table if self.rows else "") + footer
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AccountError",
     "AuthenticationError",
     "FieldError",
     "HTTPError",
@@ -17,10 +18,12 @@ __all__ = [
     "LtxError",
     "MissingCredentialsError",
     "ProtocolError",
+    "RateLimitError",
     "RequestCancelledError",
     "RequestTimeoutError",
     "RunFailedError",
     "SchemaDocumentError",
+    "UploadError",
     "ValidationError",
 ]
 
@@ -28,6 +31,9 @@ CREDENTIALS_HINT = (
     "Set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) in the environment, "
     "or pass key=... to the client; keys are at https://fal.ai/dashboard/keys."
 )
+
+BILLING_URL = "https://fal.ai/dashboard/billing"
+SUPPORT_EMAIL = "support@fal.ai"
 
 
 class LtxError(Exception):
@@ -150,6 +156,87 @@ class AuthenticationError(HTTPError):
             message=f"HTTP {status_code}{reason}. {CREDENTIALS_HINT}",
             **kwargs,
         )
+
+
+class AccountError(HTTPError):
+    """fal will not run requests for this account: 402, or 403 with the account locked.
+
+    The message is fal's reason and what to do: top up for a used-up balance (402, or fal's
+    "Exhausted balance" lock), write to fal's support for an account fal locked itself.
+    """
+
+    def __init__(self, status_code: int, detail: Any = None, **kwargs: Any) -> None:
+        reason = _reason(detail)
+        lowered = reason.lower()
+        if status_code == 402 or "balance" in lowered or "top up" in lowered:
+            advice = f"The fal account has no credit left: top up at {BILLING_URL}, then run again."
+        elif "admin" in lowered:
+            advice = f"fal has locked the account: write to {SUPPORT_EMAIL}."
+        else:
+            advice = f"fal has locked the account: see {BILLING_URL}, or write to {SUPPORT_EMAIL}."
+        shown = f": {reason.rstrip('.')}" if reason else ""
+        super().__init__(
+            status_code, detail, message=f"HTTP {status_code}{shown}. {advice}", **kwargs
+        )
+
+
+class RateLimitError(HTTPError):
+    """fal refused the request for too many requests at once (429), past the retry rule.
+
+    ``retry_after`` is the wait fal asked for in seconds (``Retry-After``), when it sent one;
+    ``attempts`` how many times the call was sent.
+    """
+
+    def __init__(
+        self,
+        detail: Any = None,
+        *,
+        retry_after: float | None = None,
+        attempts: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        self.retry_after = retry_after
+        self.attempts = attempts
+        reason = _reason(detail)
+        shown = f": {reason}" if reason else ""
+        wait = f"wait {_duration(retry_after)} (fal's Retry-After)" if retry_after else "wait"
+        refused = f"refused {attempts} times" if attempts > 1 else "refused"
+        super().__init__(
+            429,
+            detail,
+            message=f"HTTP 429{shown} ({refused}). fal is limiting this account's requests: "
+            f"{wait}, then run again, or run fewer jobs at once.",
+            **kwargs,
+        )
+
+
+def _reason(detail: Any) -> str:
+    """fal's reason on one line (its ``detail``), at most 300 characters."""
+    if detail is None:
+        return ""
+    text = " ".join(str(detail).split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class UploadError(LtxError):
+    """A local file given for a field could not be read or uploaded; nothing was submitted.
+
+    ``field`` is the input field, ``path`` the file as given.
+    """
+
+    def __init__(self, field: str, path: str, reason: str) -> None:
+        self.field = field
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{field}: {path}: {reason}; nothing was submitted")
 
 
 class ValidationError(HTTPError):

@@ -3,13 +3,37 @@
 One JSON object per line, appended and never rewritten. A request's first line is written the
 moment fal answers the submit (before anything else can go wrong); later lines update its status
 and result. Reading folds the lines per request id. A line a crash cut short, or any other line
-that cannot be read, is skipped. Several threads and several processes may append at once.
+that cannot be read, is skipped.
+
+Several kernels (two notebooks open at once) and several threads of one kernel append to the
+same file. Each append is one ``write()`` of one whole line to the file opened with
+``O_APPEND``, made under an exclusive lock held across the check for a line a crash left without
+its newline and the write. The lock is ``filelock.FileLock`` on a sidecar file
+(``history.jsonl.lock``), not ``fcntl.flock`` on the journal itself (what this module used
+before), because:
+
+- it waits a bounded time (:data:`LOCK_TIMEOUT`). ``flock`` waits forever, so one peer stuck
+  while holding it (stopped in a debugger, a network filesystem whose lock service hangs) would
+  freeze the runner thread, and with it every job's updates. Past the timeout, or where no lock
+  can be taken at all, the line is appended without it: ``O_APPEND`` still writes it whole.
+- it locks on Windows too (``LockFileEx``), where ``fcntl`` does not exist.
+- a sidecar leaves the journal itself unlocked: Windows byte-range locks are mandatory, so
+  locking the journal would make readers there fail while a line is written. Readers take no
+  lock: a line still being written has no newline yet and is skipped until it is whole.
+
+filelock is the lock of virtualenv, tox and huggingface_hub; a lock file of our own (create
+exclusively, delete after) would leave a stale file behind whenever a kernel dies mid-append.
+
+Writes that fail (a journal that cannot be written, a full disk, a directory in its place)
+raise ``OSError`` to the caller, which decides: a job keeps running and tells the user once.
+A journal that cannot be read reads as empty, with the reason in
+:attr:`HistoryStore.read_problem`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import re
 import threading
@@ -19,16 +43,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: appends are still whole lines, the newline check is best-effort
-    fcntl = None  # type: ignore[assignment]
-
 __all__ = [
     "HISTORY_ENV_VAR",
     "HistoryEntry",
     "HistoryStore",
     "default_history_path",
+    "os_reason",
     "redact_for_history",
 ]
 
@@ -40,6 +60,10 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 #: ``data:`` URIs longer than this are replaced by a placeholder before they are stored.
 MAX_DATA_URI_CHARS = 200
 
+#: Seconds an append waits for another process's lock before writing without it.
+LOCK_TIMEOUT = 10.0
+
+_log = logging.getLogger(__name__)
 _UPDATE_FIELDS = frozenset({"status", "finished_at", "duration", "video_url", "seed", "error"})
 _KNOWN_KEYS = frozenset(
     {"request_id", "endpoint", "input", "queue_url", "submitted_at", "cost", "currency"}
@@ -143,6 +167,9 @@ class HistoryStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_history_path()
         self._lock = threading.Lock()
+        self._file_lock: Any = None
+        #: Why the journal could not be read the last time (None when it could, or was absent).
+        self.read_problem: str | None = None
 
     def __repr__(self) -> str:
         return f"HistoryStore({str(self.path)!r})"
@@ -233,31 +260,60 @@ class HistoryStore:
         data = (line + "\n").encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            locked = self._acquire()
             try:
-                if fcntl is not None:
-                    # Other processes' writes must be complete for the newline check below.
-                    # Some network filesystems refuse locks; appends stay whole lines anyway.
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(fd, fcntl.LOCK_EX)
-                size = os.fstat(fd).st_size
-                # A process killed mid-write leaves a line without its newline; start on a fresh
-                # line so this record is not glued to the remains and lost with them.
-                if size and _last_byte(self.path, size) != b"\n":
-                    data = b"\n" + data
-                # One write() per record: with O_APPEND, concurrent appenders do not interleave.
-                written = os.write(fd, data)
-                while written < len(data):
-                    written += os.write(fd, data[written:])
-                os.fsync(fd)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    size = os.fstat(fd).st_size
+                    # A process killed mid-write leaves a line without its newline; start on a
+                    # fresh line so this record is not glued to the remains and lost with them.
+                    if size and _last_byte(self.path, size) != b"\n":
+                        data = b"\n" + data
+                    # One write() per record: with O_APPEND, appenders do not interleave.
+                    written = os.write(fd, data)
+                    while written < len(data):
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             finally:
-                os.close(fd)
+                if locked:
+                    self._file_lock.release()
+
+    def _acquire(self) -> bool:
+        """Take the other processes' lock (see the module docstring); False when it could not
+        be had in :data:`LOCK_TIMEOUT` seconds or at all, and the append goes on without it."""
+        import filelock
+
+        if self._file_lock is None:
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            self._file_lock = filelock.FileLock(
+                lock_path, timeout=LOCK_TIMEOUT, mode=0o600, thread_local=False
+            )
+        try:
+            self._file_lock.acquire()
+        except filelock.Timeout:
+            _log.warning(
+                "the history lock %s was held for over %g s; appending without it",
+                self._file_lock.lock_file,
+                LOCK_TIMEOUT,
+            )
+            return False
+        except OSError as error:
+            _log.debug("no history lock (%s); appending without it", error)
+            return False
+        return True
 
     def _records(self) -> list[dict[str, Any]]:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
+            self.read_problem = None
             return []
+        except OSError as error:
+            self.read_problem = f"{self.path} cannot be read ({os_reason(error)})"
+            return []
+        self.read_problem = None
         records = []
         for line in raw.split(b"\n"):
             if not line.strip():
@@ -269,6 +325,11 @@ class HistoryStore:
             if isinstance(record, dict) and isinstance(record.get("request_id"), str):
                 records.append(record)
         return records
+
+
+def os_reason(error: OSError) -> str:
+    """An ``OSError`` as a short reason: ``No space left on device``, not its whole repr."""
+    return error.strerror or str(error) or type(error).__name__
 
 
 def _last_byte(path: Path, size: int) -> bytes:

@@ -33,8 +33,10 @@ import httpx
 
 from ._client import QueueClient
 from ._errors import (
+    HTTPError,
     LtxError,
     MissingCredentialsError,
+    ProtocolError,
     RequestCancelledError,
 )
 from ._fal import (
@@ -47,8 +49,8 @@ from ._fal import (
     split_endpoint_id,
     submit_headers,
 )
-from ._history import HistoryEntry, HistoryStore
-from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle
+from ._history import TERMINAL_STATUSES, HistoryEntry, HistoryStore, os_reason
+from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle, UploadProgress
 from ._progress import parse_progress
 from ._runner import Runner, async_wrap, get_runner, shutdown_runner, wait_future
 from ._schema import ValidatedInput, VideoResult, parse_output, validate_input
@@ -56,7 +58,7 @@ from ._schema import ValidatedInput, VideoResult, parse_output, validate_input
 if TYPE_CHECKING:
     from ._pricing import Estimate, Prices
 
-__all__ = ["Job", "JobOptions", "JobSession", "JobStatus"]
+__all__ = ["STATUS_READ_TIMEOUT", "Job", "JobOptions", "JobSession", "JobStatus", "RemoteStatus"]
 
 Listener = Callable[["Job"], None]
 #: Seconds the session keeps the unit prices it looked up.
@@ -68,6 +70,7 @@ class JobStatus(str, enum.Enum):
     """Where a job is. fal has no failed or cancelled status on the wire; these are derived."""
 
     SUBMITTING = "submitting"
+    UPLOADING = "uploading"
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -101,6 +104,30 @@ class JobOptions:
 
 
 _local_ids = itertools.count(1)
+
+#: Seconds ``%ltx jobs`` waits for the server's word on requests it does not follow.
+STATUS_READ_TIMEOUT = 5.0
+#: The most requests whose status one ``%ltx jobs`` reads (the newest), and how many at once.
+MAX_STATUS_READS = 50
+_STATUS_READS_AT_ONCE = 16
+#: The server's states, as the words a job's status uses.
+_STATE_WORDS = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    """What the server says of a request this session does not follow: a status word
+    (``queued``, ``running``, ``completed``, ``failed``, ``cancelled``, or ``unknown`` when
+    it could not be read) and, for a completed one, its video."""
+
+    status: str
+    video_url: str | None = None
+    seed: int | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
 
 
 class Job:
@@ -150,6 +177,10 @@ class Job:
         self.estimate: Estimate | None = None
         #: Advice about the input (a prompt longer than the endpoint's guide), not errors.
         self.warnings: tuple[str, ...] = self._validated.warnings if self._validated else ()
+        #: What the user should know that happened while it ran (the request id not saved).
+        self.notes: tuple[str, ...] = ()
+        #: ``(sent, total)`` bytes of the local file being uploaded, while one is.
+        self.upload: tuple[int, int] | None = None
         self._client = client
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
@@ -192,6 +223,9 @@ class Job:
     def status_line(self) -> str:
         """One line saying where the job is, for text frontends and reprs."""
         parts = [f"ltx {self.short_id}", str(self.status)]
+        if self.status == JobStatus.UPLOADING and self.upload is not None:
+            sent, total = self.upload
+            parts[1] = f"uploading {sent / 1e6:.1f} / {total / 1e6:.1f} MB"
         if self.status == JobStatus.QUEUED and self.queue_position is not None:
             parts.append(f"position {self.queue_position}")
         if self.progress and self.status == JobStatus.RUNNING:
@@ -249,6 +283,7 @@ class Job:
                     priority=self.options.priority,  # type: ignore[arg-type]
                     webhook_url=self.options.webhook_url,
                     on_submit=self._on_submit,
+                    on_upload=self._on_upload,
                 )
             async for update in updates:
                 self._apply(update)
@@ -277,6 +312,12 @@ class Job:
             self._changed()
             raise
 
+    def _on_upload(self, progress: UploadProgress) -> None:
+        uploading = progress.sent < progress.total
+        self.upload = (progress.sent, progress.total) if uploading else None
+        self.status = JobStatus.UPLOADING if uploading else JobStatus.SUBMITTING
+        self._changed()
+
     def _on_submit(self, handle: RequestHandle) -> None:
         submitted_at = time.time()
         # The journal first: whoever sees the job's request id can find it in the history.
@@ -291,11 +332,14 @@ class Job:
                 cost=self.estimate.amount if self.estimate is not None else None,
                 currency=self.estimate.currency if self.estimate is not None else None,
             )
-        finally:
-            self.request_id = handle.request_id
-            self.submitted_at = submitted_at
-            self.status = JobStatus.QUEUED
-            self.queue_position = handle.queue_position
+        except Exception as error:  # any failure: the request is queued and paid for, it runs
+            note = self.session._history_failed(error)
+            if note is not None:
+                self.notes = (*self.notes, note)
+        self.request_id = handle.request_id
+        self.submitted_at = submitted_at
+        self.status = JobStatus.QUEUED
+        self.queue_position = handle.queue_position
         if self.cancel_requested:
             self._spawn_cancel()
         self._changed()
@@ -447,6 +491,8 @@ class JobSession:
         self._prices: dict[tuple[str, tuple[str, ...]], tuple[float, Prices]] = {}
         self._lock = threading.Lock()
         self.jobs: list[Job] = []
+        #: Why request ids are not being saved (the first failed journal write), if they are not.
+        self.history_problem: str | None = None
 
     @property
     def runner(self) -> Runner:
@@ -576,6 +622,99 @@ class JobSession:
         self.jobs.append(job)
         job._start(self.runner, resume=True)
         return job
+
+    def _history_failed(self, error: BaseException) -> str | None:
+        """Note that the journal could not be written; the one-line note for the user the
+        first time in this session, None after that."""
+        reason = os_reason(error) if isinstance(error, OSError) else str(error)
+        if not isinstance(error, OSError):
+            _log.error("the history journal could not be written", exc_info=error)
+        with self._lock:
+            if self.history_problem is not None:
+                return None
+            self.history_problem = f"{self.history.path}: {reason}"
+        return (
+            f"request ids are not being saved to the history ({self.history_problem}); "
+            "find each job's id as job.request_id and in %ltx jobs"
+        )
+
+    def unfinished_entries(self, entries: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+        """The entries whose journal does not say they ended and that no job of this session
+        follows: only the server knows where they are."""
+        followed = {job.request_id for job in self.jobs if job.request_id and not job.done}
+        return [
+            entry
+            for entry in entries
+            if (entry.status or "").lower() not in TERMINAL_STATUSES
+            and entry.request_id not in followed
+        ]
+
+    def read_statuses(
+        self, entries: Sequence[HistoryEntry], timeout: float | None = None
+    ) -> dict[str, RemoteStatus]:
+        """Ask the server where each of ``entries`` is (the first :data:`MAX_STATUS_READS`,
+        on the runner), waiting at most ``timeout`` seconds (:data:`STATUS_READ_TIMEOUT`); a
+        request whose status cannot be read in that time is ``unknown``. A request found
+        ended is recorded in the history. The wait stays interruptible."""
+        timeout = STATUS_READ_TIMEOUT if timeout is None else timeout
+        entries = list(entries)[:MAX_STATUS_READS]
+        if not entries:
+            return {}
+        future = self.runner.submit(self._read_statuses(entries, timeout))
+        try:
+            return wait_future(future, timeout + 2.0)
+        except TimeoutError:
+            future.cancel()
+            return {entry.request_id: RemoteStatus("unknown") for entry in entries}
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    async def _read_statuses(
+        self, entries: list[HistoryEntry], timeout: float
+    ) -> dict[str, RemoteStatus]:
+        gate = asyncio.Semaphore(_STATUS_READS_AT_ONCE)
+        deadline = asyncio.get_running_loop().time() + timeout
+
+        async def read(entry: HistoryEntry) -> RemoteStatus:
+            async with gate:
+                return await self._read_status(entry)
+
+        async def bounded(entry: HistoryEntry) -> RemoteStatus:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                return await asyncio.wait_for(read(entry), max(left, 0.0))
+            except (asyncio.TimeoutError, LtxError, httpx.HTTPError, OSError) as error:
+                _log.debug("status of %s unreadable: %s", entry.request_id, error)
+                return RemoteStatus("unknown")
+
+        found = await asyncio.gather(*(bounded(entry) for entry in entries))
+        return {entry.request_id: status for entry, status in zip(entries, found, strict=True)}
+
+    async def _read_status(self, entry: HistoryEntry) -> RemoteStatus:
+        client = self.client(entry.queue_url)
+        endpoint = entry.endpoint or "fal-ai/ltx-video"
+        status = await client.status(endpoint, entry.request_id)
+        if status.state != "COMPLETED":
+            return RemoteStatus(_STATE_WORDS[status.state])
+        if status.error:
+            error = client._run_error(status.error, status.error_type, entry.request_id)
+            word = "cancelled" if isinstance(error, RequestCancelledError) else "failed"
+            remote = RemoteStatus(word, error=status.error)
+        else:
+            try:
+                result = parse_output(await client.result(endpoint, entry.request_id))
+            except (HTTPError, ProtocolError) as error:
+                remote = RemoteStatus("failed", error=str(error))
+            else:
+                remote = RemoteStatus("completed", video_url=result.url, seed=result.seed)
+        fields: dict[str, Any] = {"status": remote.status}
+        fields.update({k: v for k, v in vars(remote).items() if k != "status" and v is not None})
+        # The journal learns the end it missed (its kernel died first); the table shows it
+        # either way.
+        with contextlib.suppress(OSError):
+            self.history.record_update(entry.request_id, **fields)
+        return remote
 
     def cancel_request(
         self, request_id: str, endpoint: str, queue_url: str | None = None, timeout: float = 30.0

@@ -16,6 +16,7 @@ __all__ = [
     "Queued",
     "RequestHandle",
     "Update",
+    "UploadProgress",
 ]
 
 QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
@@ -147,3 +148,13 @@ class Completed:
 
 
 Update = Queued | InProgress | Completed
+
+
+@dataclass(frozen=True, slots=True)
+class UploadProgress:
+    """How far the upload of a local file for ``field`` has gone: ``sent`` of ``total`` bytes."""
+
+    field: str
+    file_name: str
+    sent: int
+    total: int

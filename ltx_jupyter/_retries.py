@@ -7,6 +7,10 @@ refusal sent before queueing: 408 (the request did not arrive whole), 429 (rate 
 503 (unavailable). A read error, a read timeout, a 502/504 or a 500 after the request was sent
 may hide a queued request, so those are raised with the error instead of sending it again.
 Reads (status, result) and cancel are idempotent and are retried on every transient failure.
+
+A server's ``Retry-After`` is honoured; one longer than ``max_retry_after`` is not waited for:
+the error is raised at once, with the wait the server asked for. No other 4xx is retried: 401,
+402 and 403 (a refused key, a used-up or locked account) cannot get better by asking again.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ class RetryPolicy:
     """Jittered exponential backoff with a cap.
 
     The n-th retry waits ``min(base * 2**(n-1), cap)`` seconds times a jitter factor in
-    ``[1 - jitter, 1 + jitter]``, or the server's ``Retry-After`` when it sent one (capped by
-    ``max_retry_after``).
+    ``[1 - jitter, 1 + jitter]``, or the server's ``Retry-After`` when it sent one (no retry at
+    all when that is longer than ``max_retry_after``).
     """
 
     max_attempts: int = 8
@@ -63,12 +67,13 @@ class RetryPolicy:
             return isinstance(error, _NOT_SENT_ERRORS)
         return isinstance(error, _TRANSPORT_ERRORS)
 
-    def delay_for(self, attempt: int, response: httpx.Response | None = None) -> float:
-        """The wait before the next attempt, honouring ``Retry-After`` on the response."""
+    def delay_for(self, attempt: int, response: httpx.Response | None = None) -> float | None:
+        """The wait before the next attempt, honouring ``Retry-After`` on the response; None
+        (do not retry) when the server asks for longer than ``max_retry_after``."""
         if response is not None:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
-                return min(retry_after, self.max_retry_after)
+                return retry_after if retry_after <= self.max_retry_after else None
         return self.backoff(attempt)
 
 

@@ -272,6 +272,8 @@ def validate_with(
 ) -> ValidatedInput:
     """:func:`validate_input` with the schema already looked up (the async client's path)."""
     errors, warnings = _check(lookup.endpoint_id, lookup.schema, data, strict, allow_files=True)
+    if not errors:
+        errors = _local_file_errors(lookup.endpoint_id, data)
     if errors:
         raise InputError(errors)
     if lookup.warning:
@@ -285,6 +287,17 @@ def validate_with(
                 f"prompt has {words} words; the endpoint's guide is at most {PROMPT_WORD_GUIDE}"
             )
     return ValidatedInput(lookup.endpoint_id, arguments, tuple(warnings), lookup.schema)
+
+
+def _local_file_errors(endpoint_id: str, data: Mapping[str, Any]) -> list[FieldError]:
+    """Local files that are not the kind their field wants, read from their first bytes."""
+    from ._files import check_local_files
+
+    try:
+        check_local_files(endpoint_id, data)
+    except InputError as error:
+        return list(error.errors)
+    return []
 
 
 def check_input(

@@ -23,6 +23,7 @@ __all__ = ["JobView", "follow_in_text"]
 
 _STATUS_COLOURS = {
     JobStatus.SUBMITTING: "#888",
+    JobStatus.UPLOADING: "#888",
     JobStatus.QUEUED: "#b8860b",
     JobStatus.RUNNING: "#1e6fd9",
     JobStatus.COMPLETED: "#2e8b57",
@@ -42,7 +43,8 @@ _CLOCK_PERIOD = 1.0
 
 
 class JobView(widgets.VBox):
-    """Status line, progress bar, live log, Cancel and Save, then the video with its caption.
+    """Status line, notes, progress bar (the upload's, then the steps'), live log, Cancel and
+    Save, then the video with its caption.
 
     Its text form (``repr``) is the job's status line, so viewers without widget support show
     something meaningful.
@@ -63,6 +65,7 @@ class JobView(widgets.VBox):
         self.interval = interval
         self.save_dir = save_dir or "."
         self.status_html = widgets.HTML()
+        self.notes_html = widgets.HTML(layout=widgets.Layout(display="none"))
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100%", display="none")
         )
@@ -83,6 +86,7 @@ class JobView(widgets.VBox):
         super().__init__(
             children=[
                 self.status_html,
+                self.notes_html,
                 self.progress,
                 self.log_html,
                 self.button_row,
@@ -92,6 +96,7 @@ class JobView(widgets.VBox):
         self.add_class("ltx-job-view")
         self._lock = threading.Lock()
         self._scheduled: ScheduledCall | None = None
+        self._scheduled_at = 0.0
         self._last_flush = 0.0
         self._closed = False
         self.flushes = 0
@@ -114,9 +119,16 @@ class JobView(widgets.VBox):
         self._schedule(max(wait, 0.0))
 
     def _schedule(self, delay: float) -> None:
+        due = time.monotonic() + delay
         with self._lock:
-            if self._scheduled is not None or self._closed:
+            if self._closed:
                 return
+            if self._scheduled is not None:
+                if self._scheduled_at <= due:
+                    return
+                # A change wants a render before the clock's next tick: bring it forward.
+                self._scheduled.cancel()
+            self._scheduled_at = due
             self._scheduled = self.job.session.runner.call_later(delay, self._scheduled_render)
 
     def _cancel_scheduled(self) -> None:
@@ -141,11 +153,24 @@ class JobView(widgets.VBox):
         job = self.job
         self._last_flush = time.monotonic()
         self.flushes += 1
+        if job.notes:
+            self.notes_html.value = "".join(
+                f'<div class="ltx-note" style="font-size: 12px">&#9888; {escape(note)}</div>'
+                for note in job.notes
+            )
+            self.notes_html.layout.display = None
         if job.progress is not None:
             done, total = job.progress
             self.progress.value = done / total
             self.progress.description = f"{done}/{total}"
             self.progress.layout.display = None
+        elif job.status == JobStatus.UPLOADING and job.upload is not None:
+            sent, total = job.upload
+            self.progress.value = sent / total if total else 0.0
+            self.progress.description = "upload"
+            self.progress.layout.display = None
+        elif self.progress.description == "upload":
+            self.progress.layout.display = "none"  # uploaded; the steps' progress comes next
         if job.status == JobStatus.COMPLETED:
             self.progress.bar_style = "success"
             self.progress.value = 1.0
@@ -208,6 +233,7 @@ class JobView(widgets.VBox):
         self.job.remove_listener(self._on_change)
         for child in (
             self.status_html,
+            self.notes_html,
             self.progress,
             self.log_html,
             self.cancel_button,
@@ -226,14 +252,21 @@ def follow_in_text(job: Job, stream: TextIO, *, period: float = 0.25) -> None:
     An interrupt cancels the remote request and is raised again.
     """
     printed = 0
+    notes = 0
     last_status = None
+    last_upload = -1
     while True:
+        for note in job.notes[notes:]:
+            stream.write(f"ltx: note: {note}\n")
+        notes = len(job.notes)
         logs = job.logs
         for entry in logs[printed:]:
             stream.write(f"  {entry.message}\n")
         printed = len(logs)
-        if job.status != last_status:
-            last_status = job.status
+        # An upload's progress: a line per tenth of the file.
+        upload = job.upload[0] * 10 // max(job.upload[1], 1) if job.upload else -1
+        if job.status != last_status or upload != last_upload:
+            last_status, last_upload = job.status, upload
             stream.write(job.status_line() + "\n")
         stream.flush()
         if job.done:

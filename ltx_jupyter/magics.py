@@ -436,7 +436,11 @@ class LtxMagics(Magics):
 
         if words:
             raise UsageError("%ltx jobs takes no arguments")
-        display(jobs_table(self.session))
+        # The journal's last line is not the truth for a request whose kernel died: ask the
+        # server (on the runner, bounded; "unknown" for one it does not answer for).
+        entries = self.session.history.entries()
+        remote = self.session.read_statuses(self.session.unfinished_entries(entries))
+        display(jobs_table(self.session, entries, remote))
 
     def _cmd_show(self, words: list[str]) -> None:
         from ._display import entry_video
@@ -573,6 +577,10 @@ class LtxMagics(Magics):
         if "--no-wait" in args:
             wait, args = False, [w for w in args if w != "--no-wait"]
         request_id = self._one_id("resume", args)
+        followed = self.session.find(request_id)
+        if followed is not None and not followed.done:
+            self._show(followed, wait)  # already followed here: its view again, not a second
+            return followed
         try:
             job = self.session.resume(
                 request_id,

@@ -2,7 +2,9 @@
 
 Rules match a request by method and path (a regex) and act on it: answer an HTTP status
 (429 with ``Retry-After``, 500, 502, 503, 504...), reset the connection before the request
-reaches the server, stall before forwarding, cut a status stream after N events, or answer a
+reaches the server, stall before forwarding, cut a status stream after N events, cut a request
+once ``size`` of its bytes reached the server (``cut_request``: an upload dropped midway),
+forward a request at ``size`` bytes a second (``throttle``: a slow uplink), or answer a
 malformed body: ``garbage`` (any bytes with any status), ``truncated`` (a Content-Length the
 body never reaches), ``invalid_utf8``, ``huge`` (``size`` bytes) or ``wrong_type`` (a status
 stream answered as ``application/json``). Each rule fires ``times`` times. ``injected``
@@ -37,6 +39,8 @@ Action = Literal[
     "reset",
     "stall",
     "cut_stream",
+    "cut_request",
+    "throttle",
     "garbage",
     "truncated",
     "invalid_utf8",
@@ -339,6 +343,8 @@ class FaultProxy:
             _reset(writer)
             return
         cut_after: list[int | None] = [None]
+        request_budget: list[int | None] = [None]
+        rate: list[int | None] = [None]
 
         async def client_to_server() -> None:
             while data := await reader.read(65536):
@@ -361,6 +367,20 @@ class FaultProxy:
                             await asyncio.sleep(rule.seconds)
                         if rule.action == "cut_stream":
                             cut_after[0] = rule.events
+                        if rule.action == "cut_request":
+                            request_budget[0] = rule.size
+                        if rule.action == "throttle":
+                            rate[0] = rule.size
+                if request_budget[0] is not None:
+                    if len(data) >= request_budget[0]:
+                        up_writer.write(data[: request_budget[0]])
+                        await up_writer.drain()
+                        _reset(writer)
+                        up_writer.close()
+                        return
+                    request_budget[0] -= len(data)
+                if rate[0]:
+                    await asyncio.sleep(len(data) / rate[0])
                 up_writer.write(data)
                 await up_writer.drain()
             up_writer.close()

@@ -1,17 +1,20 @@
 """The API key never leaks: with the key set to a canary, notebooks, the panel, successful and
 failed jobs and every error path leave it in no output, widget state, saved notebook, history
 file, log record, repr, exception or traceback (``%xmode Verbose`` tracebacks included, which
-print the local variables of every frame)."""
+print the local variables of every frame). The canary is looked for as it is, URL-encoded and
+base64-encoded (at any offset in a longer encoded text, as in a ``Basic`` auth header)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import nbformat
 import pytest
@@ -31,7 +34,28 @@ from .shells import eventually, magics_of
 CANARY = "fal-canary-5e1f0c2b9a7d4e38"
 KEY_ID, KEY_SECRET = "canary-id-7b3e", "canary-secret-41d9"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-SECRETS = (CANARY, KEY_SECRET)
+
+
+def _base64_forms(secret: bytes) -> set[str]:
+    """The characters base64 writes for ``secret`` wherever it sits in the encoded bytes: at
+    each of the three offsets, the characters that depend on the secret's bits alone."""
+    forms = set()
+    for offset in range(3):
+        first = -(-offset * 8 // 6)  # the first character with no bit of the bytes before
+        last = (offset + len(secret)) * 8 // 6  # the last one with no bit of those after
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            forms.add(encode(b"\0" * offset + secret).decode()[first:last])
+    return forms
+
+
+def secret_forms(secret: str) -> frozenset[str]:
+    """``secret`` as it is, URL-encoded and base64-encoded."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    return frozenset(forms | _base64_forms(secret.encode()))
+
+
+#: Every form of the canaries (the key, and the secret of an id:secret pair, whole too).
+SECRETS = secret_forms(CANARY) | secret_forms(KEY_SECRET) | secret_forms(f"{KEY_ID}:{KEY_SECRET}")
 
 
 def assert_clean(text: str, where: str) -> None:
@@ -319,6 +343,15 @@ def test_the_canary_check_itself_finds_a_leak() -> None:
     """The scanners above would see the key if it were there."""
     with pytest.raises(AssertionError):
         assert_clean(f"Authorization: Key {CANARY}", "a test string")
+    for prefix in ("", "u", "us", "user:"):
+        basic = base64.b64encode(f"{prefix}{KEY_ID}:{KEY_SECRET}".encode()).decode()
+        with pytest.raises(AssertionError):
+            assert_clean(f"Authorization: Basic {basic}", "a base64 header")
+        with pytest.raises(AssertionError):
+            assert_clean(base64.urlsafe_b64encode(f"{prefix}{CANARY}".encode()).decode(), "b64")
+    with pytest.raises(AssertionError):
+        assert_clean(f"https://x.example/?key={quote(f'{KEY_ID}:{KEY_SECRET}', safe='')}", "url")
+    assert_clean(base64.b64encode(b"an innocent text").decode() + quote("a b:c"), "clean text")
 
     class Holder:
         pass
