@@ -1,9 +1,9 @@
 """``python -m bench.run``: every benchmark, printed as tables and written as JSON.
 
 ``--quick`` is the CI smoke version: a few small jobs, only to show the benchmark works (its
-figures mean nothing). ``--only clients|server|magic|faults`` runs one part; ``--out DIR`` is
-where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport`` adds our client on
-the opt-in aiohttp transport to the client comparison and the fault run.
+figures mean nothing). ``--only clients|server|magic|faults|explore`` runs one part;
+``--out DIR`` is where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport``
+adds our client on the opt-in aiohttp transport to the client comparison and the fault run.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 
 from ._common import REPO_ROOT
 from .clients import ClientSettings, run_clients
+from .explore import ExploreSettings, explore_table, run_explore
 from .faults import FaultSettings, run_faults
 from .magic import MagicSettings, run_magic
 from .server_side import ServerSettings, run_server_side
 
-PARTS = ("clients", "server", "magic", "faults")
+PARTS = ("clients", "server", "magic", "faults", "explore")
 
 
 def machine() -> dict[str, Any]:
@@ -222,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                 log,
             ),
             faults_table,
+        ),
+        "explore": (
+            lambda: run_explore(ExploreSettings.quick() if args.quick else ExploreSettings(), log),
+            explore_table,
         ),
     }
     for part in parts:
