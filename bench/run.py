@@ -1,9 +1,10 @@
 """``python -m bench.run``: every benchmark, printed as tables and written as JSON.
 
 ``--quick`` is the CI smoke version: a few small jobs, only to show the benchmark works (its
-figures mean nothing). ``--only clients|server|magic|magic_path|faults`` runs one part;
-``--out DIR`` is where the JSON goes (default ``bench/results``). ``--with-aiohttp-transport``
-adds our client on the opt-in aiohttp transport to the client comparison and the fault run.
+figures mean nothing). ``--only clients|server|magic|magic_path|faults|explore`` runs one
+part; ``--out DIR`` is where the JSON goes (default ``bench/results``).
+``--with-aiohttp-transport`` adds our client on the opt-in aiohttp transport to the client
+comparison and the fault run.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 
 from ._common import REPO_ROOT
 from .clients import ClientSettings, run_clients
+from .explore import ExploreSettings, explore_table, run_explore
 from .faults import FaultSettings, run_faults
 from .magic import MagicSettings, run_magic
 from .magic_path import MagicPathSettings, magic_path_table, run_magic_path
 from .server_side import ServerSettings, run_server_side
 
-PARTS = ("clients", "server", "magic", "magic_path", "faults")
+PARTS = ("clients", "server", "magic", "magic_path", "faults", "explore")
 
 
 def machine() -> dict[str, Any]:
@@ -229,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                 log,
             ),
             faults_table,
+        ),
+        "explore": (
+            lambda: run_explore(ExploreSettings.quick() if args.quick else ExploreSettings(), log),
+            explore_table,
         ),
     }
     for part in parts:

@@ -28,6 +28,11 @@ Writes that fail (a journal that cannot be written, a full disk, a directory in 
 raise ``OSError`` to the caller, which decides: a job keeps running and tells the user once.
 A journal that cannot be read reads as empty, with the reason in
 :attr:`HistoryStore.read_problem`.
+
+A sweep (many requests started by one cell) is a record kind of its own: a ``sweep`` line with
+its axes and cells when it starts, then a ``sweep_job`` line linking a cell to its request id
+when that request's submit answers. These lines carry no ``request_id`` key, so they never
+fold into the entries of requests.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ __all__ = [
     "HISTORY_ENV_VAR",
     "HistoryEntry",
     "HistoryStore",
+    "SweepRecord",
     "default_history_path",
     "os_reason",
     "redact_for_history",
@@ -157,6 +163,20 @@ class HistoryEntry:
                 setattr(self, key, value)
 
 
+@dataclass
+class SweepRecord:
+    """A sweep as the journal holds it: its axes (``name``, ``field``, ``values``), its cells
+    (``key``: the axis values, ``endpoint``, ``input``), and the request sent for each cell."""
+
+    sweep_id: str
+    axes: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    queue_url: str | None = None
+    created_at: datetime | None = None
+    #: Cell index -> the request id its submit answered with (cells never sent are absent).
+    request_ids: dict[int, str] = field(default_factory=dict)
+
+
 class HistoryStore:
     """The journal file at ``path`` (default: :func:`default_history_path`).
 
@@ -252,6 +272,88 @@ class HistoryStore:
                 f"request id prefix {request_id!r} is ambiguous: it matches {shown}{more}"
             )
         return matches[0] if matches else None
+
+    # -- sweeps ------------------------------------------------------------------------------
+
+    def record_sweep(
+        self,
+        sweep_id: str,
+        axes: list[dict[str, Any]],
+        cells: list[dict[str, Any]],
+        queue_url: str | None,
+        *,
+        created_at: datetime | float | None = None,
+    ) -> None:
+        """Record a sweep before any of its requests is sent; each cell's ``input`` is stored
+        redacted."""
+        stored = [{**cell, "input": redact_for_history(cell.get("input", {}))} for cell in cells]
+        self._append(
+            {
+                "event": "sweep",
+                "sweep_id": sweep_id,
+                "axes": axes,
+                "cells": stored,
+                "queue_url": queue_url,
+                "created_at": _format_time(created_at),
+            }
+        )
+
+    def record_sweep_job(self, sweep_id: str, cell: int, request_id: str) -> None:
+        """Link cell number ``cell`` of a sweep to the request sent for it."""
+        self._append({"event": "sweep_job", "sweep_id": sweep_id, "cell": cell, "job": request_id})
+
+    def sweeps(self) -> list[SweepRecord]:
+        """Every recorded sweep, the most recent first."""
+        found: dict[str, SweepRecord] = {}
+        for record in self._sweep_lines():
+            sweep_id = record["sweep_id"]
+            if record.get("event") == "sweep":
+                found[sweep_id] = SweepRecord(
+                    sweep_id,
+                    axes=list(record.get("axes") or []),
+                    cells=list(record.get("cells") or []),
+                    queue_url=record.get("queue_url"),
+                    created_at=_parse_time(record.get("created_at")),
+                )
+            elif sweep_id in found:
+                cell, job = record.get("cell"), record.get("job")
+                if isinstance(cell, int) and isinstance(job, str):
+                    found[sweep_id].request_ids[cell] = job
+        return list(reversed(found.values()))
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        """The sweep ``sweep_id`` (or the one whose id starts with it); ``ValueError`` if a
+        prefix matches several."""
+        sweeps = self.sweeps()
+        for sweep in sweeps:
+            if sweep.sweep_id == sweep_id:
+                return sweep
+        matches = [s for s in sweeps if s.sweep_id.startswith(sweep_id)]
+        if len(matches) > 1:
+            shown = ", ".join(s.sweep_id for s in matches[:5])
+            raise ValueError(f"sweep id prefix {sweep_id!r} is ambiguous: it matches {shown}")
+        return matches[0] if matches else None
+
+    def _sweep_lines(self) -> list[dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = []
+        for line in raw.split(b"\n"):
+            if b'"sweep' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("event") in ("sweep", "sweep_job")
+                and isinstance(record.get("sweep_id"), str)
+            ):
+                lines.append(record)
+        return lines
 
     # -- the file --------------------------------------------------------------------------
 

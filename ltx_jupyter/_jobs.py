@@ -58,7 +58,15 @@ from ._schema import ValidatedInput, VideoResult, parse_output, validate_input
 if TYPE_CHECKING:
     from ._pricing import Estimate, Prices
 
-__all__ = ["STATUS_READ_TIMEOUT", "Job", "JobOptions", "JobSession", "JobStatus", "RemoteStatus"]
+__all__ = [
+    "STATUS_READ_TIMEOUT",
+    "ConcurrencyLimit",
+    "Job",
+    "JobOptions",
+    "JobSession",
+    "JobStatus",
+    "RemoteStatus",
+]
 
 Listener = Callable[["Job"], None]
 #: Seconds the session keeps the unit prices it looked up.
@@ -69,6 +77,8 @@ _log = logging.getLogger(__name__)
 class JobStatus(str, enum.Enum):
     """Where a job is. fal has no failed or cancelled status on the wire; these are derived."""
 
+    #: Held back in the client until fewer than its :class:`ConcurrencyLimit` are in flight.
+    WAITING = "waiting"
     SUBMITTING = "submitting"
     UPLOADING = "uploading"
     QUEUED = "queued"
@@ -130,6 +140,32 @@ class RemoteStatus:
         return self.status in TERMINAL_STATUSES
 
 
+class ConcurrencyLimit:
+    """At most ``size`` jobs in flight at once (submitted and not yet ended); the others wait
+    their turn in the client, in the order they were started, so the server never sees more.
+
+    It is a semaphore on the runner's event loop (a new one if the runner is restarted);
+    jobs share a limit by being started with the same one.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a concurrency limit must be at least 1, got {size}")
+        self.size = size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def semaphore(self) -> asyncio.Semaphore:
+        """The semaphore of the running loop (call on the runner thread)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._semaphore is None:
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.size)
+        return self._semaphore
+
+    def __repr__(self) -> str:
+        return f"ConcurrencyLimit({self.size})"
+
+
 class Job:
     """One request to an LTX endpoint.
 
@@ -148,6 +184,7 @@ class Job:
         *,
         client: QueueClient,
         request_id: str | None = None,
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         self.session = session
         self.endpoint = endpoint
@@ -185,6 +222,8 @@ class Job:
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
         self._future: concurrent.futures.Future[VideoResult] | None = None
+        self._limit = limit
+        self._stop_waiting: asyncio.Event | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -269,7 +308,10 @@ class Job:
 
     async def _run(self, resume: bool) -> VideoResult:
         client = self._client
+        slot: asyncio.Semaphore | None = None
         try:
+            if self._limit is not None and not resume:
+                slot = await self._wait_for_slot(self._limit.semaphore())
             if resume:
                 assert self.request_id is not None
                 updates = client.follow(
@@ -311,6 +353,40 @@ class Job:
             self._record_end()
             self._changed()
             raise
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _wait_for_slot(self, semaphore: asyncio.Semaphore) -> asyncio.Semaphore:
+        """Wait (status ``waiting``) until the limit lets this job in; a cancel meanwhile
+        ends it without sending anything."""
+        self._stop_waiting = asyncio.Event()
+        if not self.cancel_requested and not semaphore.locked():
+            await semaphore.acquire()  # a free slot is taken without waiting
+            return semaphore
+        self.status = JobStatus.WAITING
+        self._changed()
+        acquire = asyncio.ensure_future(semaphore.acquire())
+        stop = asyncio.ensure_future(self._stop_waiting.wait())
+        try:
+            if not self.cancel_requested:
+                await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            elif not acquire.cancelled() and self.cancel_requested:
+                semaphore.release()
+        if self.cancel_requested:
+            raise RequestCancelledError("cancelled while waiting for its turn; never sent")
+        if self.status == JobStatus.WAITING:
+            self.status = JobStatus.SUBMITTING
+            self._changed()
+        return semaphore
+
+    def _wake_from_waiting(self) -> None:
+        if self._stop_waiting is not None:
+            self._stop_waiting.set()
 
     def _on_upload(self, progress: UploadProgress) -> None:
         uploading = progress.sent < progress.total
@@ -419,6 +495,8 @@ class Job:
             return None
         self.cancel_requested = True
         if self.request_id is None:
+            if self._limit is not None:
+                self.session.runner.call_soon(self._wake_from_waiting)
             return None
         return self._spawn_cancel()
 
@@ -564,13 +642,15 @@ class JobSession:
         queue_url: str | None = None,
         storage_url: str | None = None,
         estimate: Estimate | None = None,
+        limit: ConcurrencyLimit | None = None,
     ) -> Job:
         """Validate the input and start a job; returns at once.
 
         Invalid input, options or a missing key raise here, before any request is sent. An
         input already validated (a :class:`ValidatedInput`, as the magic passes) is not
         checked again. ``estimate`` is the job's price estimate when the caller made one
-        already (the session makes it otherwise).
+        already (the session makes it otherwise). A job started with a ``limit`` waits in the
+        client while that many jobs sharing it are in flight.
         """
         options = options or JobOptions()
         submit_path, _ = split_endpoint_id(endpoint)
@@ -581,7 +661,7 @@ class JobSession:
             validated = self.validate(submit_path, arguments, queue_url)
         submit_headers(options.webhook_url, options.priority, None, None)
         client = self.client(queue_url, storage_url)
-        job = Job(self, submit_path, validated, options, client=client)
+        job = Job(self, submit_path, validated, options, client=client, limit=limit)
         job.estimate = estimate if estimate is not None else self.estimate(validated, queue_url)
         self.jobs.append(job)
         job._start(self.runner)

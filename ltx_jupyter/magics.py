@@ -28,7 +28,7 @@ from ._fal import (
 )
 from ._history import HistoryStore
 from ._html import is_http_url
-from ._jobs import Job, JobOptions, JobSession
+from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession
 from ._parsing import (
     RunRequest,
     build_request,
@@ -44,7 +44,17 @@ from ._text import value_repr
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
-SUBCOMMANDS = ("jobs", "show", "cancel", "resume", "panel", "endpoints", "schema")
+SUBCOMMANDS = (
+    "jobs",
+    "show",
+    "cancel",
+    "resume",
+    "panel",
+    "endpoints",
+    "schema",
+    "compare",
+    "gallery",
+)
 #: The endpoint field each default setting fills in.
 _FIELD_OF_SETTING = {
     "steps": "num_inference_steps",
@@ -103,6 +113,23 @@ class LtxMagics(Magics):
     history_file = Unicode(
         "", help="Journal of submitted requests ('': LTX_HISTORY_FILE or the user data dir)."
     ).tag(config=True)
+    max_concurrent = Int(
+        4,
+        help="Most sweep jobs in flight at once (submitted, not ended); the others wait in "
+        "the client, so the server never sees more.",
+    ).tag(config=True)
+
+    @validate("max_concurrent")
+    def _valid_max_concurrent(self, proposal: Bunch) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(
+                f"LtxMagics.max_concurrent: must be 1 or more, got {proposal['value']}"
+            )
+        return int(proposal["value"])
+
+    @observe("max_concurrent")
+    def _max_concurrent_changed(self, change: Any) -> None:
+        self._limit = ConcurrencyLimit(change["new"])
 
     @validate("endpoint")
     def _valid_endpoint(self, proposal: Bunch) -> str:
@@ -174,6 +201,9 @@ class LtxMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.session = JobSession(history=HistoryStore(self.history_file or None))
         self.views: dict[int, Any] = {}
+        #: The grids shown by sweeps and compares, closed with the extension.
+        self.grids: list[Any] = []
+        self._limit = ConcurrencyLimit(self.max_concurrent)
 
     @observe("history_file")
     def _history_file_changed(self, change: Any) -> None:
@@ -225,6 +255,14 @@ class LtxMagics(Magics):
     @argument("--end-image", metavar="PATH_OR_URL", help="Last frame (end_image_url).")
     @argument("--video", metavar="PATH_OR_URL", help="Video to extend or transform.")
     @argument("--audio-file", metavar="PATH_OR_URL", help="Audio input (audio_url).")
+    @argument(
+        "--sweep",
+        action="append",
+        metavar="FIELD=V1,V2,...",
+        help="Run one job per value (repeatable, up to 3 axes: rows, columns, tabs of a "
+        "grid); FIELD is an option (guidance) or a field (guidance_scale) or endpoint; values "
+        "as JSON; seed=random:N draws N seeds.",
+    )
     @argument(
         "--param",
         action="append",
@@ -295,6 +333,9 @@ class LtxMagics(Magics):
             prompt = cell
         else:
             prompt = " ".join(args.prompt)
+        if args.sweep:
+            sweep = self._run_sweep(args, prompt)
+            return sweep if cell is None else None
         request = build_request(
             args,
             prompt,
@@ -342,14 +383,17 @@ class LtxMagics(Magics):
 
     # -- running and showing ---------------------------------------------------------------------
 
-    def _start(self, request: RunRequest, estimate: Estimate) -> Job:
-        options = JobOptions(
+    def _job_options(self, request: RunRequest) -> JobOptions:
+        return JobOptions(
             timeout=request.timeout if request.timeout is not None else self.timeout,
             priority=request.priority,
             webhook_url=request.webhook_url,
             save_dir=request.save_dir or self.save_dir or None,
             embed=request.embed,
         )
+
+    def _start(self, request: RunRequest, estimate: Estimate) -> Job:
+        options = self._job_options(request)
         try:
             job = self.session.start(
                 request.endpoint,
@@ -425,6 +469,74 @@ class LtxMagics(Magics):
         if self._headless():
             print(job.status_line())
         display(job_video(job))
+
+    # -- sweeps ---------------------------------------------------------------------------------
+
+    def _run_sweep(self, args: Any, prompt: str) -> Any:
+        """``%%ltx --sweep ...``: every combination validated and priced, then started."""
+        from ._grid import SweepDryRun
+        from ._sweeps import parse_axis, plan_from_args, start_sweep
+
+        axes = [parse_axis(text) for text in args.sweep]
+        defaults = {field: getattr(self, name) for name, field in _FIELD_OF_SETTING.items()}
+        plan, request = plan_from_args(
+            args,
+            prompt,
+            axes,
+            session=self.session,
+            queue_url=self.queue_url,
+            default_endpoint=self.endpoint,
+            defaults=defaults,
+            strict=self.strict_fields,
+            openapi_url=self._openapi_url,
+        )
+        if request.dry_run:
+            display(SweepDryRun(plan))
+            return None
+        plan.check_budget(self.max_cost)
+        try:
+            sweep = start_sweep(
+                plan,
+                self.session,
+                self._job_options(request),
+                limit=self._limit,
+                queue_url=self.queue_url,
+                storage_url=self.storage_url,
+            )
+        except LtxError as error:
+            raise usage_error(error) from None
+        for note in plan.notes:
+            print(f"ltx: note: {note}", file=sys.stderr)
+        if request.out:
+            self.shell.user_ns[request.out] = sweep
+        self._show_sweep(sweep, request.wait)
+        return sweep
+
+    def _show_sweep(self, sweep: Any, wait: bool | None) -> None:
+        """The sweep's live grid (interactive), or its status, then its HTML grid once done
+        (headless); a blocking wait is cancelled, whole, by an interrupt."""
+        from ._grid import sweep_grid, sweep_html
+
+        blocking = self._should_wait(wait)
+        has_kernel = getattr(self.shell, "kernel", None) is not None
+        headless = has_kernel and self._headless()
+        grid = None
+        if not headless:
+            grid = sweep_grid(sweep)
+            self.grids.append(grid)
+            display(grid)
+        else:
+            print(sweep.status_line())
+        if not blocking:
+            return
+        sweep.wait()
+        if grid is not None:
+            grid.refresh()
+        if has_kernel and not headless:
+            return
+        print(sweep.status_line())
+        if has_kernel:
+            display(sweep_html(sweep))
 
     # -- %ltx subcommands -----------------------------------------------------------------------
 
@@ -577,6 +689,8 @@ class LtxMagics(Magics):
         if "--no-wait" in args:
             wait, args = False, [w for w in args if w != "--no-wait"]
         request_id = self._one_id("resume", args)
+        if request_id.startswith("sweep-"):
+            return self._resume_sweep(request_id, wait)
         followed = self.session.find(request_id)
         if followed is not None and not followed.done:
             self._show(followed, wait)  # already followed here: its view again, not a second
@@ -592,6 +706,44 @@ class LtxMagics(Magics):
             raise UsageError(f"%ltx resume: {error}") from None
         self._show(job, wait)
         return job
+
+    def _resume_sweep(self, sweep_id: str, wait: bool | None) -> Any:
+        """``%ltx resume SWEEP_ID``: the whole grid of a recorded sweep, followed again."""
+        from ._sweeps import resume_sweep
+
+        try:
+            record = self.session.history.get_sweep(sweep_id)
+        except ValueError as error:
+            raise UsageError(f"%ltx resume: {error}") from None
+        if record is None:
+            raise UsageError(
+                f"%ltx resume: no sweep {sweep_id!r} in the history ({self.session.history.path})"
+            )
+        try:
+            sweep = resume_sweep(
+                record,
+                self.session,
+                queue_url=self.queue_url,
+                storage_url=self.storage_url,
+                options=JobOptions(timeout=self.timeout, save_dir=self.save_dir or None),
+            )
+        except (LtxError, ValueError) as error:
+            raise UsageError(f"%ltx resume: {error}") from None
+        self._show_sweep(sweep, wait)
+        return sweep
+
+    def _cmd_compare(self, words: list[str]) -> Any:
+        """``%ltx compare ID ID [...]``: jobs side by side in one synchronized player, with
+        their inputs' differences highlighted."""
+        from ._compare import compare
+
+        return compare(self, words)
+
+    def _cmd_gallery(self, words: list[str]) -> Any:
+        """``%ltx gallery [TEXT] [--endpoint ID] [--status S]``: every run in the history."""
+        from ._gallery import gallery
+
+        return gallery(self, words)
 
     @staticmethod
     def _one_id(command: str, words: list[str]) -> str:
@@ -617,10 +769,19 @@ class LtxMagics(Magics):
         for view in self.views.values():
             view.close()
         self.views.clear()
+        for grid in self.grids:
+            grid.close()
+        self.grids.clear()
         self.session.close()
 
 
 _loaded: dict[int, LtxMagics] = {}
+
+
+def _sweep_mimebundle(sweep: Any) -> Any:
+    from ._grid import sweep_mimebundle
+
+    return sweep_mimebundle(sweep)
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -636,6 +797,9 @@ def load_ipython_extension(shell: Any) -> None:
     shell.register_magics(magics)
     # A Job shown as a cell's value is its video (or its status line until it has one).
     shell.display_formatter.mimebundle_formatter.for_type(Job, job_mimebundle)
+    shell.display_formatter.mimebundle_formatter.for_type_by_name(
+        "ltx_jupyter._sweeps", "Sweep", _sweep_mimebundle
+    )
     if magics not in shell.configurables:
         shell.configurables.append(magics)
     _loaded[id(shell)] = magics
@@ -652,5 +816,8 @@ def unload_ipython_extension(shell: Any) -> None:
         return
     magics.close()
     shell.display_formatter.mimebundle_formatter.pop(Job, None)
+    shell.display_formatter.mimebundle_formatter.deferred_printers.pop(
+        ("ltx_jupyter._sweeps", "Sweep"), None
+    )
     if magics in shell.configurables:
         shell.configurables.remove(magics)

@@ -30,7 +30,25 @@ PANEL = [
     "panel = %ltx panel\npanel",
 ]
 
+#: A 3×2 sweep (guidance rows, seed columns) filling in live; then its records.
+GRID = [
+    "%load_ext ltx_jupyter",
+    "%%ltx --steps 6 --sweep guidance=3,5,7 --sweep seed=1,2 -o sweep\n"
+    "A paper boat drifts down a rain-soaked gutter past fallen leaves.",
+    "print([r['status'] for r in sweep.records()])",
+]
+
+#: A few runs (a waiting sweep), then the gallery of the history.
+GALLERY = [
+    "%load_ext ltx_jupyter",
+    "%%ltx --wait --steps 2 --sweep seed=31,32,33 --sweep guidance=4,6\n"
+    "A lighthouse beam sweeps across a stormy sea at night.",
+    "%ltx gallery --page-size 6",
+]
+
 NOTEBOOKS: dict[str, list[str]] = {
+    "grid.ipynb": GRID,
+    "gallery.ipynb": GALLERY,
     "panel.ipynb": PANEL,
     "panel-markup.ipynb": PANEL,
     "magic.ipynb": MAGIC,
