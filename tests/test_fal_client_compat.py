@@ -13,7 +13,10 @@ import pytest
 
 from ltx_jupyter.server import LocalServer
 
+from .media import decode
+
 T2V = "fal-ai/ltx-video"
+LTX2 = "fal-ai/ltx-2/text-to-video"
 KEY = "compat-test-key"
 
 
@@ -21,8 +24,9 @@ KEY = "compat-test-key"
 def server(
     server_factory: Callable[..., LocalServer], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LocalServer]:
-    """A keyed local server with fal_client's module URLs pointing at it."""
-    local = server_factory(key=KEY)
+    """A keyed local server with fal_client's module URLs pointing at it (LTX-2's clips drawn
+    small: 1080p at 1/12 of its size, 30 frames at most)."""
+    local = server_factory(key=KEY, scale=1 / 12, max_frames=30)
     monkeypatch.setattr(fal_module, "QUEUE_URL_FORMAT", local.url + "/")
     monkeypatch.setattr(fal_module, "REST_URL", local.url)
     monkeypatch.setenv("FAL_KEY", KEY)
@@ -125,3 +129,34 @@ def test_async_client(server: LocalServer) -> None:
     assert output["seed"] == 3
     assert subscribed["seed"] == 5
     assert isinstance(events[-1], fal_client.Completed)
+
+
+def test_an_ltx2_endpoint_with_its_own_shape(server: LocalServer) -> None:
+    client = fal_client.SyncClient(key=KEY)
+    updates: list[fal_client.Status] = []
+    output = client.subscribe(
+        LTX2,
+        {"prompt": "surf on a pebble beach", "duration": 8, "resolution": "1440p"},
+        with_logs=True,
+        on_queue_update=updates.append,
+    )
+    # LTX-2's output is a VideoFile and nothing else: no seed, no prompt.
+    assert set(output) == {"video"}
+    video = output["video"]
+    assert video["content_type"] == "video/mp4"
+    # 1440p 16:9 (2560x1440) drawn at 1/12 of its size, 8 s in the 30 frames allowed.
+    assert (video["width"], video["height"], video["duration"]) == (214, 120, 8)
+    assert video["num_frames"] == 30 and video["fps"] == pytest.approx(30 / 8)
+    clip = decode(httpx.get(video["url"]).content)
+    assert (clip.width, clip.height, len(clip.frames)) == (214, 120, 30)
+    assert clip.audio_codec == "aac"  # generate_audio defaults to true
+    assert isinstance(updates[-1], fal_client.Completed)
+    assert any(entry["message"] == "step 30/30" for entry in updates[-1].logs or [])
+
+    silent = client.subscribe(LTX2, {"prompt": "surf", "generate_audio": False})
+    assert decode(httpx.get(silent["video"]["url"]).content).audio_codec is None
+
+    with pytest.raises(fal_client.FalClientHTTPError) as invalid:
+        client.submit(LTX2, {"prompt": "x", "duration": 7})
+    assert invalid.value.status_code == 422
+    assert invalid.value.message[0]["loc"] == ["body", "duration"]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from ltx_jupyter.server.engines.base import shared_field_errors
 from ltx_jupyter.server.engines.synthetic import SyntheticEngine
 from ltx_jupyter.server.video import write_mp4
 
+from .media import png
+
 T2V = "fal-ai/ltx-video"
 SIZE = {"width": 96, "height": 64, "num_frames": 8}
 
@@ -25,10 +26,14 @@ class FakeTask:
     """An EngineTask that records logs and can cancel after a number of step lines."""
 
     def __init__(
-        self, data: dict[str, Any], output_dir: Path, cancel_after_steps: int | None = None
+        self,
+        data: dict[str, Any],
+        output_dir: Path,
+        cancel_after_steps: int | None = None,
+        endpoint_id: str = T2V,
     ) -> None:
         self.request_id = "req"
-        self.endpoint_id = T2V
+        self.endpoint_id = endpoint_id
         self.input = data
         self.output_dir = output_dir
         self.lines: list[tuple[str, str]] = []
@@ -54,11 +59,13 @@ def engine() -> SyntheticEngine:
     return SyntheticEngine(step_seconds=0, **SIZE)
 
 
-def run(engine: SyntheticEngine, tmp_path: Path, **data: Any) -> tuple[dict[str, Any], bytes]:
+def run(
+    engine: SyntheticEngine, tmp_path: Path, endpoint_id: str = T2V, **data: Any
+) -> tuple[dict[str, Any], bytes]:
     data.setdefault("prompt", "a lighthouse at dusk")
     out = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
     out.mkdir()
-    result = engine.run(FakeTask(data, out))
+    result = engine.run(FakeTask(data, out, endpoint_id=endpoint_id))
     return result.output, (out / "video.mp4").read_bytes()
 
 
@@ -76,21 +83,40 @@ def test_output_is_a_real_h264_mp4(engine: SyntheticEngine, tmp_path: Path) -> N
     output, data = run(engine, tmp_path, seed=7)
     frames = decode(data, tmp_path)
     assert frames.shape == (8, 64, 96, 3)
-    video = output["video"]
-    assert output["seed"] == 7
-    assert video == {
-        "url": "http://server/files/req/video.mp4",
-        "content_type": "video/mp4",
-        "file_name": "video.mp4",
-        "file_size": len(data),
-        "width": 96,
-        "height": 64,
-        "fps": 24.0,
-        "duration": pytest.approx(8 / 24),
-        "num_frames": 8,
+    # The seed endpoint's output is {video: File, seed}, as its document says.
+    assert output == {
+        "video": {
+            "url": "http://server/files/req/video.mp4",
+            "content_type": "video/mp4",
+            "file_name": "video.mp4",
+            "file_size": len(data),
+        },
+        "seed": 7,
     }
     # +faststart: the index comes before the media data, so browsers play while loading.
     assert data.index(b"moov") < data.index(b"mdat")
+    with av.open(io.BytesIO(data)) as container:
+        assert not container.streams.audio
+
+
+def test_an_endpoint_without_a_document_gets_a_video_file(
+    engine: SyntheticEngine, tmp_path: Path
+) -> None:
+    output, data = run(engine, tmp_path, "someone/new-model", seed=7)
+    assert output == {
+        "video": {
+            "url": "http://server/files/req/video.mp4",
+            "content_type": "video/mp4",
+            "file_name": "video.mp4",
+            "file_size": len(data),
+            "width": 96,
+            "height": 64,
+            "fps": 24.0,
+            "duration": pytest.approx(8 / 24),
+            "num_frames": 8,
+        },
+        "seed": 7,
+    }
 
 
 def test_same_input_gives_the_same_bytes(engine: SyntheticEngine, tmp_path: Path) -> None:
@@ -169,24 +195,9 @@ def test_cancel_stops_at_the_next_step(engine: SyntheticEngine, tmp_path: Path) 
     assert not (tmp_path / "video.mp4").exists()
 
 
-def _png(rgb: tuple[int, int, int], size: int = 8) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes(rgb) * size
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * size))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_image_colour_tints_the_clip(engine: SyntheticEngine, tmp_path: Path) -> None:
     def mean_rgb(colour: tuple[int, int, int]) -> np.ndarray:
-        uri = "data:image/png;base64," + base64.b64encode(_png(colour)).decode()
+        uri = "data:image/png;base64," + base64.b64encode(png(colour)).decode()
         _, data = run(engine, tmp_path, seed=4, image_url=uri, num_inference_steps=50)
         return decode(data, tmp_path).reshape(-1, 3).mean(axis=0)
 
@@ -195,7 +206,7 @@ def test_image_colour_tints_the_clip(engine: SyntheticEngine, tmp_path: Path) ->
     assert blue[2] > red[2] + 10
 
     task = FakeTask({"prompt": "x", "image_url": "http://server/files/up/a.png"}, tmp_path)
-    task.local_files["http://server/files/up/a.png"] = _png((230, 20, 20))
+    task.local_files["http://server/files/up/a.png"] = png((230, 20, 20))
     engine.run(task)
     local = decode((tmp_path / "video.mp4").read_bytes(), tmp_path).reshape(-1, 3).mean(axis=0)
     assert local[0] > local[2]
@@ -220,6 +231,26 @@ def test_registry() -> None:
         get_engine("nope")
     with pytest.raises(ValueError, match="even"):
         get_engine("synthetic", width=101)
+
+
+def test_write_mp4_adds_a_sound_track(tmp_path: Path) -> None:
+    frames = np.zeros((12, 16, 16, 3), dtype=np.uint8)
+    tone = 0.5 * np.sin(np.arange(24_000) / 48_000 * 2 * np.pi * 440).astype(np.float32)
+    write_mp4(frames, tmp_path / "a.mp4", 24, audio=tone)
+    write_mp4(frames, tmp_path / "b.mp4", 24, audio=tone)
+    data = (tmp_path / "a.mp4").read_bytes()
+    assert data == (tmp_path / "b.mp4").read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")
+    with av.open(io.BytesIO(data)) as container:
+        sound = container.streams.audio[0]
+        assert (sound.codec_context.name, sound.sample_rate) == ("aac", 48_000)
+        samples = np.concatenate([f.to_ndarray() for f in container.decode(sound)], axis=1)
+    # AAC adds a little priming and padding; the tone itself is there, at its level.
+    assert 24_000 <= samples.shape[1] < 24_000 + 3 * 1024
+    assert 0.3 < float(np.sqrt((samples**2).mean())) < 0.4
+    with pytest.raises(ValueError, match="1-D array"):
+        write_mp4(frames, tmp_path / "c.mp4", 24, audio=np.zeros((2, 10), dtype=np.float32))
+    assert not (tmp_path / "c.mp4").exists()
 
 
 def test_write_mp4_checks_frames(tmp_path: Path) -> None:

@@ -59,6 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--step-seconds", type=float, default=None, help="synthetic engine: seconds per step"
     )
     serve.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="synthetic engine: draw a requested size at SCALE times it (default: 1/6, so "
+        "1080p 16:9 draws 320x180); the answer reports the size drawn",
+    )
+    serve.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        help="synthetic engine: the longest side drawn, in pixels (default: 640)",
+    )
+    serve.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="synthetic engine: the most frames drawn (default: 121); a longer clip keeps "
+        "its duration at a lower frame rate",
+    )
+    serve.add_argument(
         "--log-lines-per-step",
         type=int,
         default=None,
@@ -138,6 +158,9 @@ def _serve(args: argparse.Namespace) -> int:
         "num_frames": args.frames,
         "fps": args.fps,
         "step_seconds": args.step_seconds,
+        "scale": args.scale,
+        "max_side": args.max_side,
+        "max_frames": args.max_frames,
         "log_lines_per_step": args.log_lines_per_step,
         "public_url": args.public_url,
         "allowed_origins": tuple(args.allow_origin),

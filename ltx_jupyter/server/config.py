@@ -26,7 +26,11 @@ class ServerConfig:
     ``key``: when set, every route but ``/health`` and ``/files/...`` needs
     ``Authorization: Key <key>``. ``engine`` names an engine of
     :func:`ltx_jupyter.server.engines.get_engine`; ``width``, ``height``, ``num_frames``,
-    ``fps`` and ``step_seconds`` are its defaults (None: the engine's own). ``concurrency``
+    ``fps`` and ``step_seconds`` are its defaults (None: the engine's own). The synthetic
+    engine draws a requested size at ``scale`` times it (default 1/6: 1080p 16:9 draws
+    320x180) with its long side at most ``max_side`` (default 640), and at most
+    ``max_frames`` frames (default 121; a longer clip keeps its duration at a lower frame
+    rate); it reports what it drew. ``concurrency``
     jobs run at once, the rest queue. ``data_dir`` holds outputs and uploads (default: a fresh
     temporary directory). ``ping_interval``: seconds between ``: ping`` comments on status
     streams. ``public_url``: the base URL put in answers (default: the request's own base URL).
@@ -53,6 +57,9 @@ class ServerConfig:
     num_frames: int | None = None
     fps: float | None = None
     step_seconds: float | None = None
+    scale: float | None = None
+    max_side: int | None = None
+    max_frames: int | None = None
     #: Extra DEBUG log lines per step (synthetic engine), to measure log streaming.
     log_lines_per_step: int | None = None
     ping_interval: float = 5.0
@@ -91,6 +98,9 @@ class ServerConfig:
             "num_frames": self.num_frames,
             "fps": self.fps,
             "step_seconds": self.step_seconds,
+            "scale": self.scale,
+            "max_side": self.max_side,
+            "max_frames": self.max_frames,
             "log_lines_per_step": self.log_lines_per_step,
             **self.engine_settings,
         }

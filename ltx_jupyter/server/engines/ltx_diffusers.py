@@ -69,7 +69,7 @@ from .base import (
     endpoint_defaults,
     range_error,
 )
-from .synthetic import _decode_data_uri
+from .conditioning import data_uri_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -368,7 +368,7 @@ class DiffusersEngine:
         from PIL import Image
 
         if url.lower().startswith("data:"):
-            data = _decode_data_uri(url)
+            data = data_uri_bytes(url)
         else:
             data = task.read_local_file(url)
             if data is None:
