@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import json
 import math
 import mimetypes
@@ -184,7 +185,9 @@ class FieldControl(widgets.VBox):
                 width="auto" if compact else _LABEL_WIDTH, flex="0 0 auto", margin="0 8px 0 0"
             ),
         )
-        self.error = widgets.HTML(layout=widgets.Layout(display="none"))
+        #: The line under the control saying why its value is refused; made when first
+        #: needed (most controls never show one, and each widget costs the browser time).
+        self.error: widgets.HTML | None = None
         inputs = self._inputs()
         row_layout = widgets.Layout(align_items="center", border="1px solid transparent")
         if compact:
@@ -192,7 +195,7 @@ class FieldControl(widgets.VBox):
         else:
             self.row = widgets.HBox([self.label, *inputs], layout=row_layout)
         super().__init__(
-            [self.row, *self._below(), self.error],
+            [self.row, *self._below()],
             layout=widgets.Layout(margin="0 12px 2px 0" if compact else "0 0 2px 0"),
         )
         self.add_class("ltx-control")
@@ -254,18 +257,25 @@ class FieldControl(widgets.VBox):
 
     def show_errors(self, errors: Sequence[Problem]) -> None:
         """Mark the control and say under it why its value is refused (empty: clear)."""
-        lines = [f"{self._where(loc)}{message}" for loc, message in errors]
-        self.error.value = (
-            "<br>".join(coloured(line, ERROR_COLOUR) for line in dict.fromkeys(lines))
-            if lines
-            else ""
-        )
-        self.error.layout.display = None if lines else "none"
+        lines = list(dict.fromkeys(f"{self._where(loc)}{message}" for loc, message in errors))
+        if lines and self.error is None:
+            self.error = widgets.HTML()
+            self.children = (*self.children, self.error)
+        if self.error is not None:
+            self.error.value = "<br>".join(coloured(line, ERROR_COLOUR) for line in lines)
+            self.error.layout.display = None if lines else "none"
         self.row.layout.border = f"1px solid {ERROR_COLOUR}" if lines else "1px solid transparent"
         if lines:
             self.add_class("ltx-invalid")
         else:
             self.remove_class("ltx-invalid")
+
+    @property
+    def error_text(self) -> str:
+        """The reasons shown under the control, as text ("" when none)."""
+        if self.error is None or self.error.layout.display == "none":
+            return ""
+        return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<(?!br>)[^>]+>", "", self.error.value)))
 
     def _where(self, loc: tuple[str | int, ...]) -> str:
         path = self.name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)

@@ -17,13 +17,14 @@ puts another one in (a sweep row, say) without touching the rest.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
@@ -51,6 +52,7 @@ from ._views import JobView
 
 __all__ = ["Panel", "PanelRun"]
 
+T = TypeVar("T")
 _NO_WIDGETS = "its controls need a frontend with Jupyter widgets"
 #: Something typed in the endpoint search that may name an endpoint the package does not ship.
 _ENDPOINT_ID = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
@@ -224,6 +226,15 @@ class Panel(widgets.VBox):
         self._status_lock = threading.Lock()
 
         initial = _normal(endpoint or DEFAULT_ENDPOINT)
+        # The unit prices (one lookup for every known endpoint: the picker shows each one's,
+        # then the first endpoint's for its estimate) come while the controls are built.
+        known = [info.endpoint_id for info in known_endpoints()]
+        prices = _in_background(
+            lambda: (
+                self.session.prices(known, self.queue_url),
+                self.session.prices([initial], self.queue_url),
+            )[0]
+        )
         form = self._form_for(initial)
         problems = [
             str(error)
@@ -235,7 +246,7 @@ class Panel(widgets.VBox):
         if problems:
             raise ValueError("; ".join(problems))
         self.form = form
-        self._build(initial)
+        self._build(initial, prices)
         #: The panel's parts, top to bottom, by name; see :meth:`add_section`.
         self.sections: list[tuple[str, widgets.Widget]] = [
             ("endpoint", self.picker),
@@ -273,32 +284,14 @@ class Panel(widgets.VBox):
                 return widget
         raise KeyError(name)
 
-    def _build(self, endpoint: str) -> None:
-        infos = known_endpoints()
-        self._infos: dict[str, EndpointInfo] = {i.endpoint_id: i for i in infos}
-        # One lookup for every known endpoint: the picker shows each one's unit price.
-        self._prices: Prices = self.session.prices(list(self._infos), self.queue_url)
-        self._choices = [(self._option_label(info.endpoint_id), info.endpoint_id) for info in infos]
-        self._extra_choices: list[tuple[str, str]] = []
+    def _build(self, endpoint: str, prices: concurrent.futures.Future[Prices]) -> None:
         self.endpoint_search = widgets.Text(
             placeholder="search: ltx-2, 13b, image, fast… or an endpoint id",
             description="Endpoint",
             continuous_update=True,
             layout=widgets.Layout(width="340px"),
         )
-        self.endpoint_choice = widgets.Dropdown(
-            options=self._options_with(endpoint, self._choices),
-            value=endpoint,
-            layout=widgets.Layout(width="520px"),
-        )
-        self.endpoint_choice.add_class("ltx-endpoint-choice")
         self.endpoint_info = widgets.HTML()
-        self.picker = widgets.VBox(
-            [widgets.HBox([self.endpoint_search, self.endpoint_choice]), self.endpoint_info]
-        )
-        self.endpoint_search.observe(self._search_changed, "value")
-        self.endpoint_choice.observe(self._choice_changed, "value")
-
         self.form_area = widgets.VBox([self.form.widget])
 
         self.preset_buttons = {
@@ -338,7 +331,7 @@ class Panel(widgets.VBox):
             description="Copy as %%ltx",
             icon="copy",
             tooltip="Put the %%ltx cell that runs the current settings into the next cell",
-            layout=widgets.Layout(width="auto"),
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.cost = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.cost.add_class("ltx-cost")
@@ -368,6 +361,23 @@ class Panel(widgets.VBox):
         self.history_box = widgets.VBox(
             [widgets.HTML("<b>History</b>"), self.history, self.copied_cell]
         )
+
+        infos = known_endpoints()
+        self._infos: dict[str, EndpointInfo] = {i.endpoint_id: i for i in infos}
+        self._prices: Prices = prices.result()
+        self._choices = [(self._option_label(info.endpoint_id), info.endpoint_id) for info in infos]
+        self._extra_choices: list[tuple[str, str]] = []
+        self.endpoint_choice = widgets.Dropdown(
+            options=self._options_with(endpoint, self._choices),
+            value=endpoint,
+            layout=widgets.Layout(width="520px"),
+        )
+        self.endpoint_choice.add_class("ltx-endpoint-choice")
+        self.picker = widgets.VBox(
+            [widgets.HBox([self.endpoint_search, self.endpoint_choice]), self.endpoint_info]
+        )
+        self.endpoint_search.observe(self._search_changed, "value")
+        self.endpoint_choice.observe(self._choice_changed, "value")
 
     # -- the endpoint picker -------------------------------------------------------------------
 
@@ -790,6 +800,20 @@ class Panel(widgets.VBox):
         for form in self.forms.values():
             form.close()
         _close_tree(self, skip=tuple(run.view for run in self.runs))
+
+
+def _in_background(work: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """Run ``work`` on a thread of its own; its result (or error) in a future."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as error:  # handed to whoever reads the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="ltx-panel-prices", daemon=True).start()
+    return future
 
 
 def _normal(endpoint: str) -> str:

@@ -255,7 +255,7 @@ def test_every_shipped_endpoint_gets_its_schema_as_controls_with_defaults(make_p
         control = panel.control(spec.name)
         marked = [c for c in widgets_in(control) if isinstance(c, FieldControl) and c.invalid]
         assert marked, spec.name
-        assert "is required" in text_of(marked[-1].error), spec.name
+        assert "is required" in marked[-1].error_text, spec.name
     assert panel.generate_button.disabled == bool(missing)
     if not missing:
         assert text_of(panel.message) == ""
@@ -418,7 +418,7 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
     loras.add_button.click()
     loras.add_button.click()
     assert loras.value == [{"scale": 1.0}, {"scale": 1.0}]
-    assert "is required" in text_of(loras.rows[0].children_controls["path"].error)
+    assert "is required" in loras.rows[0].children_controls["path"].error_text
     assert panel.generate_button.disabled
     remove = [w for w in widgets_in(loras.rows[1].entry) if isinstance(w, widgets.Button)]
     remove[0].click()
@@ -525,7 +525,7 @@ def test_invalid_values_mark_their_control_and_disable_generate_with_the_reason(
     steps.box.value = 80
     assert steps.slider.value == 50, "the slider stops at its end; the box keeps the value"
     reason = "num_inference_steps: must be an integer from 1 to 50, got 80"
-    assert text_of(steps.error) == reason and steps.invalid
+    assert steps.error_text == reason and steps.invalid
     assert ERROR_COLOUR in steps.row.layout.border
     assert panel.generate_button.disabled
     assert text_of(panel.message) == f"Generate is off: {reason}"
@@ -537,11 +537,11 @@ def test_invalid_values_mark_their_control_and_disable_generate_with_the_reason(
 
     panel.endpoint_choice.value = IMAGE_TO_VIDEO
     image = panel.control("image_url")
-    assert "image_url: is required" in text_of(image.error)
+    assert "image_url: is required" in image.error_text
     image.url.value = "ftp://example.com/frame.png"
-    assert "must be an http(s) URL" in text_of(image.error)
+    assert "must be an http(s) URL" in image.error_text
     image.upload.value = upload_value("notes.txt", b"not a picture", "text/plain")
-    assert text_of(image.error) == "image_url: notes.txt is not an image (text/plain)"
+    assert image.error_text == "image_url: notes.txt is not an image (text/plain)"
     assert image.url.value == "", "an upload replaces the URL"
     assert panel.generate_button.disabled
     image.url.value = "https://example.com/frame.png"
@@ -562,7 +562,7 @@ def test_invalid_values_mark_their_control_and_disable_generate_with_the_reason(
     size = panel.control("video_size")
     size.preset.value = "custom size"
     size.width.value = 0
-    assert "video_size.width: must be an integer above 0, got 0" in text_of(size.error)
+    assert "video_size.width: must be an integer above 0, got 0" in size.error_text
     assert panel.generate_button.disabled
 
 
