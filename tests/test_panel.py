@@ -350,7 +350,11 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
     first_few = ["prompt", "style", "mood", "duration", "strength", "num_frames"]
     assert [c.name for c in panel.form] == first_few
     assert f"{THEIRS} · text-to-video" in text_of(panel.endpoint_info)
-    assert (tmp_path / "cache" / "ltx-jupyter" / "openapi").is_dir(), "fetched once, cached"
+    # Fetched from the queue server's OpenAPI URL, and cached.
+    (cached,) = (tmp_path / "cache" / "ltx-jupyter" / "openapi").glob("*.json")
+    entry = json.loads(cached.read_text())
+    assert entry["endpoint_id"] == THEIRS
+    assert entry["url"] == f"{server.url}/api/openapi/queue/openapi.json"
 
     prompt = panel.control("prompt")
     prompt.text.value = "A clay fox waves"
