@@ -67,6 +67,7 @@ __all__ = [
     "SizeControl",
     "SliderControl",
     "TextControl",
+    "close_tree",
     "control_for",
     "field_title",
     "label_html",
@@ -979,7 +980,7 @@ class ListControl(FieldControl):
     def _remove(self, row: ObjectControl) -> None:
         self.rows.remove(row)
         self.rows_box.children = tuple(r.entry for r in self.rows)  # type: ignore[attr-defined]
-        row.entry.close()  # type: ignore[attr-defined]
+        close_tree(row.entry)  # type: ignore[attr-defined]
         self._changed()
 
     @property
@@ -994,7 +995,7 @@ class ListControl(FieldControl):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
             return False
         for row in self.rows:
-            row.entry.close()  # type: ignore[attr-defined]
+            close_tree(row.entry)  # type: ignore[attr-defined]
         self.rows = []
         self.rows_box.children = ()
         held = True
@@ -1048,9 +1049,24 @@ class JsonControl(FieldControl):
         except ValueError:
             return text
 
+    def problems(self) -> list[Problem]:
+        value = self.value
+        if self.field.type == "object" and value is not None and not isinstance(value, Mapping):
+            return [((), 'must be a JSON object such as {"num_frames": 97}')]
+        return []
+
     def _set(self, value: Any) -> bool:
         self.text.value = "" if value is None else json.dumps(value)
         return True
+
+
+def close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...] = ()) -> None:
+    """Close ``widget`` and every widget inside it, except those in ``skip`` (and theirs)."""
+    for child in getattr(widget, "children", ()):
+        if child not in skip:
+            close_tree(child, skip)
+    # Widget.close itself: a container's own close may do more (the panel stops its jobs).
+    widgets.Widget.close(widget)
 
 
 def control_for(

@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._controls import FieldControl, JsonControl, Problem, control_for
+from ._controls import FieldControl, JsonControl, Problem, close_tree, control_for
 from ._errors import FieldError
 from ._openapi import EndpointSchema, Field
 
@@ -241,13 +241,4 @@ class EndpointForm:
 
     def close(self) -> None:
         """Close every widget of the form."""
-        for control in self.controls.values():
-            _close_tree(control)
-        for widget in (self.main, self.extra_box, self.additional, self.widget):
-            widget.close()
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()
+        close_tree(self.widget)

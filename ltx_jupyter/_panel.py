@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
-from ._controls import ERROR_COLOUR, MUTED_COLOUR, coloured, same_value
+from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, same_value
 from ._display import job_caption, video_source
 from ._endpoints import EndpointInfo, family_of, known_endpoints
 from ._errors import FieldError, LtxError
@@ -434,7 +434,13 @@ class Panel(widgets.VBox):
     def _choice_changed(self, change: Mapping[str, Any]) -> None:
         if self._loading or change["new"] is None:
             return
-        self.switch_endpoint(str(change["new"]))
+        try:
+            self.switch_endpoint(str(change["new"]))
+        except LtxError as error:
+            # A fetched document that is not a valid fal document: stay, and say why.
+            with self._quietly():
+                self.endpoint_choice.value = self.endpoint
+            self.message.value = coloured(str(error), ERROR_COLOUR)
 
     @property
     def endpoint(self) -> str:
@@ -799,7 +805,7 @@ class Panel(widgets.VBox):
             run.view.close()
         for form in self.forms.values():
             form.close()
-        _close_tree(self, skip=tuple(run.view for run in self.runs))
+        close_tree(self, skip=tuple(run.view for run in self.runs))
 
 
 def _in_background(work: Callable[[], T]) -> concurrent.futures.Future[T]:
@@ -834,10 +840,3 @@ def _short_value(value: Any) -> str:
     if isinstance(value, list) and not value:
         return "none"
     return shorten(json.dumps(value, default=str), 80)
-
-
-def _close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...]) -> None:
-    for child in getattr(widget, "children", ()):
-        if child not in skip:
-            _close_tree(child, skip)
-    widgets.Widget.close(widget)

@@ -453,6 +453,27 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
     assert received(server, job) == expected
 
 
+def test_an_endpoint_without_a_schema_gets_a_prompt_and_a_json_box_and_says_so(make_panel, env):
+    missing = "someone/unknown-model"
+    panel = make_panel()
+    panel.endpoint_search.value = missing
+    panel.endpoint_choice.value = missing
+    assert panel.endpoint == missing
+    assert f"No schema for {missing}" in text_of(panel.endpoint_info)
+    assert "sent unvalidated" in text_of(panel.endpoint_info)
+    assert [c.name for c in panel.form] == ["prompt", "other_fields"]
+    panel.control("prompt").text.value = "A fox"
+    other = panel.control("other_fields")
+    other.text.value = "[1, 2]"
+    assert "must be a JSON object" in other.error_text and panel.generate_button.disabled
+    other.text.value = '{"num_frames": 9, "seed": 4}'
+    assert panel.arguments() == {"prompt": "A fox", "num_frames": 9, "seed": 4}
+    assert not panel.generate_button.disabled
+    job = finished(panel.generate())
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert received(env, job) == {"prompt": "A fox", "num_frames": 9, "seed": 4}
+
+
 def test_switching_endpoints_keeps_the_shared_values_set_and_resets_the_others(make_panel):
     panel = make_panel(endpoint=LTX2)
     assert panel.tools.layout.display == "none", "LTX-2 has no seed, steps or guidance"
