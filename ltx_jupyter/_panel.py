@@ -244,6 +244,7 @@ class Panel(widgets.VBox):
             if error.field == name
         ]
         if problems:
+            form.close()
             raise ValueError("; ".join(problems))
         self.form = form
         self._build(initial, prices)
