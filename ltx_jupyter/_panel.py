@@ -1,76 +1,84 @@
-"""The parameter panel: a form for the LTX endpoints, its running jobs, and a history of runs.
+"""The parameter panel: any LTX endpoint's input as controls built from its schema, the cost
+of the current settings, its running jobs, and a history of runs.
 
-The panel is a second face on the magic's path: it builds the same endpoint input (defaults,
-ranges and validation come from :mod:`._schema`), starts it through the same
-:class:`~._jobs.JobSession`, and shows each job in the same :class:`~._views.JobView`. A run
-found in its history loads back into the controls, or becomes the equivalent ``%%ltx`` cell.
+The panel is a second face on the magic's path: the controls come from the endpoint's fal
+schema (:mod:`._form`, :mod:`._controls`), the input is validated by :mod:`._schema`, priced
+by the job session, started through the same :class:`~._jobs.JobSession` and shown in the same
+:class:`~._views.JobView`. A run found in its history loads back into the controls (switching
+the endpoint if needed), or becomes the equivalent ``%%ltx`` cell (:func:`._parsing.
+magic_cell`).
 
 Jobs report on the runner thread; the panel follows them only by assigning traits, and only
 when a job's status, result or saved file changes, so a chatty log costs nothing here.
+
+Its layout is a list of named sections (:attr:`Panel.sections`); :meth:`Panel.add_section`
+puts another one in (a sweep row, say) without touching the rest.
 """
 
 from __future__ import annotations
 
-import base64
-import mimetypes
+import concurrent.futures
+import contextlib
+import json
+import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
+from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, same_value
 from ._display import job_caption, video_source
+from ._endpoints import EndpointInfo, family_of, known_endpoints
 from ._errors import FieldError, LtxError
-from ._html import escape, image_html, safe_image_src, video_html
+from ._fal import default_openapi_url
+from ._form import EndpointForm
+from ._html import escape, video_html
 from ._jobs import Job, JobOptions, JobSession, JobStatus
-from ._openapi import EndpointSchema
 from ._parsing import magic_cell
+from ._pricing import Estimate, Prices, format_money
 from ._schema import (
     DEFAULT_ENDPOINT,
-    IMAGE_TO_VIDEO,
     PRESETS,
-    PROMPT_GUIDE,
-    PROMPT_WORD_GUIDE,
-    TEXT_TO_VIDEO,
+    ValidatedInput,
     check_input,
-    image_kind,
+    has_word_guide,
     lookup_schema,
+    resolve_endpoint,
 )
 from ._text import shorten
 from ._views import JobView
 
 __all__ = ["Panel", "PanelRun"]
 
-IMAGE_FIELD = "image_url"
-_ERROR_COLOUR = "#c0392b"
-_WARNING_COLOUR = "#d35400"
-_MUTED_COLOUR = "#777"
-# An uploaded image's preview travels to the browser again inside the HTML; past this size
-# the panel names the file instead of sending its bytes twice.
-_PREVIEW_MAX_BYTES = 2_000_000
+T = TypeVar("T")
 _NO_WIDGETS = "its controls need a frontend with Jupyter widgets"
-
-
-def _label(text: str, colour: str) -> str:
-    return f'<span style="color: {colour}; font-size: 12px">{escape(text)}</span>' if text else ""
+#: Something typed in the endpoint search that may name an endpoint the package does not ship.
+_ENDPOINT_ID = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
+#: The fields "reuse seed" and the parameter presets need.
+_SEED = "seed"
+_PRESET_FIELDS = ("num_inference_steps", "guidance_scale")
 
 
 class PanelRun:
     """One generation started from the panel: its job, its live view and its history entry.
 
-    The entry shows a small player once the video is there, the run's parameters as text, and
-    buttons to load the parameters back into the panel or copy the run as a ``%%ltx`` cell.
+    The entry shows a small player once the video is there, the run's endpoint and the
+    fields it set away from their defaults, and buttons to load the run back into the panel
+    or copy it as a ``%%ltx`` cell.
     """
 
-    def __init__(self, panel: Panel, job: Job, view: JobView) -> None:
+    def __init__(self, panel: Panel, job: Job, view: JobView, defaults: Mapping[str, Any]) -> None:
         self.job = job
         self.view = view
+        self.defaults = dict(defaults)
         self.thumbnail = widgets.HTML()
         self.summary = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
         self.load_button = widgets.Button(
             description="load",
             icon="upload",
-            tooltip="Load this run's parameters into the panel",
+            tooltip="Load this run's endpoint and input into the panel",
             layout=widgets.Layout(width="auto"),
         )
         self.copy_button = widgets.Button(
@@ -91,6 +99,7 @@ class PanelRun:
             ],
             layout=widgets.Layout(padding="4px", border="1px solid transparent"),
         )
+        self.entry.add_class("ltx-history-entry")
         self.listener: Callable[[Job], None] | None = None
         self._lock = threading.Lock()
         self._shown: tuple[Any, ...] | None = None
@@ -100,7 +109,7 @@ class PanelRun:
         """The seed the run used: the result's, else the one it asked for."""
         if self.job.result is not None and self.job.result.seed is not None:
             return self.job.result.seed
-        seed = self.job.input.get("seed")
+        seed = self.job.input.get(_SEED)
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def render(self) -> bool:
@@ -122,12 +131,21 @@ class PanelRun:
     def _thumbnail_html(self) -> str:
         job = self.job
         if job.result is None:
-            return _label(str(job.status), _MUTED_COLOUR)
+            return coloured(str(job.status), MUTED_COLOUR)
         src = video_source(job.result.url, job.saved_path)
         try:
             return video_html(src, width=192, muted=True, loop=True)
         except ValueError:
-            return _label("no playable source", _MUTED_COLOUR)
+            return coloured("no playable source", MUTED_COLOUR)
+
+    def changed_fields(self) -> dict[str, Any]:
+        """The run's fields other than the prompt whose values are not the defaults."""
+        return {
+            name: value
+            for name, value in self.job.input.items()
+            if name != "prompt"
+            and not (name in self.defaults and same_value(self.defaults[name], value))
+        }
 
     def _summary_html(self) -> str:
         job = self.job
@@ -137,29 +155,25 @@ class PanelRun:
             details.append(caption)
         if job.error is not None:
             details.append(str(job.error))
-        extras = []
-        negative = job.input.get("negative_prompt")
-        if isinstance(negative, str):
-            extras.append(f"negative: {shorten(negative, 80)}")
-        image = job.input.get(IMAGE_FIELD)
-        if isinstance(image, str):
-            extras.append("image: uploaded" if image.startswith("data:") else f"image: {image}")
-        muted = f'<div style="font-size: 11px; color: {_MUTED_COLOUR}">{{}}</div>'
+        extras = [f"{name}: {_short_value(v)}" for name, v in self.changed_fields().items()]
+        muted = f'<div style="font-size: 11px; color: {MUTED_COLOUR}">{{}}</div>'
         return (
             f'<div style="font-size: 12px">{escape(shorten(job.prompt, 160))}</div>'
             + muted.format(escape(" · ".join(details)))
-            + (muted.format(escape(" · ".join(extras))) if extras else "")
+            + (muted.format(escape(shorten(" · ".join(extras), 300))) if extras else "")
         )
 
 
 class Panel(widgets.VBox):
-    """A form for LTX Video: prompt, negative prompt, seed, steps, guidance, endpoint and
-    image, with Generate and Cancel, a live view per job, and a history of this panel's runs.
+    """A form for any LTX endpoint, built from its schema, with the cost of the current
+    settings, Generate and Cancel, a live view per job, and a history of this panel's runs.
 
-    ``Panel()`` uses the endpoint's defaults; ``%ltx panel`` builds one with the
-    ``%config LtxMagics`` settings and the magic's job session. A configured value the
-    endpoint does not accept raises ``ValueError`` naming it.
-    Its text form is a status line, for frontends without widgets.
+    ``Panel()`` opens on ``endpoint`` (default the seed's) with the endpoints' defaults;
+    ``%ltx panel`` builds one with the ``%config LtxMagics`` settings and the magic's job
+    session. ``steps``, ``guidance`` and ``negative_prompt`` are defaults for those fields on
+    every endpoint that has them; one the first endpoint does not accept raises
+    ``ValueError`` naming it. ``max_cost`` (USD) disables Generate while the estimate is
+    higher, or unknown. Its text form is a status line, for frontends without widgets.
     """
 
     def __init__(
@@ -175,14 +189,17 @@ class Panel(widgets.VBox):
         save_dir: str | None = None,
         log_lines: int = 20,
         timeout: float | None = None,
+        max_cost: float | None = None,
         shell: Any = None,
     ) -> None:
+        started = time.perf_counter()
         self.session = session if session is not None else JobSession()
         self.queue_url = queue_url or None
         self.storage_url = storage_url or None
         self.save_dir = save_dir or None
         self.log_lines = log_lines
         self.timeout = timeout
+        self.max_cost = max_cost
         self.shell = shell
         #: Every run started here, oldest first.
         self.runs: list[PanelRun] = []
@@ -190,107 +207,106 @@ class Panel(widgets.VBox):
         self.selected_run: PanelRun | None = None
         #: The last cell made by "copy as %%ltx".
         self.last_copied: str | None = None
-        self._uploaded_image: str | None = None
-        self._uploaded_name: str | None = None
-        self._upload_problem: str | None = None
-        self._loading = False
+        #: The estimate of the current settings (None before the first one).
+        self.estimate: Estimate | None = None
+        #: Seconds the last endpoint switch took here, in the kernel.
+        self.last_switch_seconds: float | None = None
+        self.configured = {
+            name: value
+            for name, value in (
+                ("num_inference_steps", steps),
+                ("guidance_scale", guidance),
+                ("negative_prompt", negative_prompt),
+            )
+            if value is not None
+        }
+        self.forms: dict[str, EndpointForm] = {}
+        self._warnings: dict[str, str] = {}
+        self._loading = 0
         self._status_lock = threading.Lock()
 
-        initial_endpoint = (endpoint or DEFAULT_ENDPOINT).strip("/")
-        spec = _schema_of(initial_endpoint)
-        defaults = spec.defaults()
-        initial = {
-            "negative_prompt": negative_prompt
-            if negative_prompt is not None
-            else defaults.get("negative_prompt", ""),
-            "num_inference_steps": steps
-            if steps is not None
-            else defaults.get("num_inference_steps"),
-            "guidance_scale": guidance if guidance is not None else defaults.get("guidance_scale"),
-        }
+        initial = _normal(endpoint or DEFAULT_ENDPOINT)
+        # The unit prices (one lookup for every known endpoint: the picker shows each one's,
+        # then the first endpoint's for its estimate) come while the controls are built.
+        known = [info.endpoint_id for info in known_endpoints()]
+        prices = _in_background(
+            lambda: (
+                self.session.prices(known, self.queue_url),
+                self.session.prices([initial], self.queue_url),
+            )[0]
+        )
+        form = self._form_for(initial)
         problems = [
-            e for e in check_input(spec.endpoint_id, initial, schema=spec) if e.field in initial
+            str(error)
+            for name, value in self.configured.items()
+            if form.has(name)
+            for error in check_input(initial, {name: value}, schema=form.schema)
+            if error.field == name
         ]
         if problems:
-            raise ValueError("; ".join(str(problem) for problem in problems))
-        steps_spec = spec.field("num_inference_steps")
-        guidance_spec = spec.field("guidance_scale")
-
-        self._build_widgets(
-            initial_endpoint,
-            initial,
-            steps_range=(
-                int(_bound(steps_spec, "minimum", 1)),
-                int(_bound(steps_spec, "maximum", 50)),
-            ),
-            guidance_range=(
-                _bound(guidance_spec, "minimum", 0),
-                _bound(guidance_spec, "maximum", 10),
-            ),
-        )
-        super().__init__(children=self._layout())
+            form.close()
+            raise ValueError("; ".join(problems))
+        self.form = form
+        self._build(initial, prices)
+        #: The panel's parts, top to bottom, by name; see :meth:`add_section`.
+        self.sections: list[tuple[str, widgets.Widget]] = [
+            ("endpoint", self.picker),
+            ("form", self.form_area),
+            ("tools", self.tools),
+            ("actions", self.actions),
+            ("status", self.status),
+            ("jobs", self.jobs_area),
+            ("history", self.history_box),
+        ]
+        super().__init__(children=[widget for _name, widget in self.sections])
         self.add_class("ltx-panel")
-        self._connect()
         self._endpoint_changed()
-        self._update_status()
+        #: Seconds building the panel took here, in the kernel.
+        self.build_seconds = time.perf_counter() - started
 
-    # -- building ----------------------------------------------------------------------------
+    # -- layout ------------------------------------------------------------------------------
 
-    def _build_widgets(
-        self,
-        endpoint: str,
-        initial: Mapping[str, Any],
-        *,
-        steps_range: tuple[int, int],
-        guidance_range: tuple[float, float],
-    ) -> None:
-        full = widgets.Layout(width="100%")
-        choices = [(_title(endpoint_id), endpoint_id) for endpoint_id in PANEL_ENDPOINTS]
-        if endpoint not in PANEL_ENDPOINTS:
-            choices.append((endpoint, endpoint))
-        self.endpoint_choice = widgets.Dropdown(
-            options=choices,
-            value=endpoint,
+    def add_section(self, name: str, widget: widgets.Widget, *, after: str | None = None) -> None:
+        """Put ``widget`` into the panel as section ``name``, after section ``after`` (default:
+        last); ``ValueError`` for a name already used or an unknown ``after``."""
+        names = [n for n, _w in self.sections]
+        if name in names:
+            raise ValueError(f"the panel already has a section {name!r}")
+        if after is not None and after not in names:
+            raise ValueError(f"the panel has no section {after!r}; it has {', '.join(names)}")
+        position = names.index(after) + 1 if after is not None else len(names)
+        self.sections.insert(position, (name, widget))
+        self.children = tuple(w for _n, w in self.sections)
+
+    def section(self, name: str) -> widgets.Widget:
+        """The widget of section ``name`` (``KeyError`` if there is none)."""
+        for found, widget in self.sections:
+            if found == name:
+                return widget
+        raise KeyError(name)
+
+    def _build(self, endpoint: str, prices: concurrent.futures.Future[Prices]) -> None:
+        self.endpoint_search = widgets.Text(
+            placeholder="search: ltx-2, 13b, image, fast… or an endpoint id",
             description="Endpoint",
-            layout=widgets.Layout(width="420px"),
+            continuous_update=True,
+            layout=widgets.Layout(width="340px"),
         )
+        self.endpoint_info = widgets.HTML()
+        self.form_area = widgets.VBox([self.form.widget])
 
-        self.prompt = widgets.Textarea(
-            placeholder="The main action first, then movements, appearances, background, "
-            "camera, light and changes, as one flowing paragraph.",
-            description="Prompt",
-            rows=5,
-            layout=full,
-        )
-        self.word_count = widgets.HTML()
-        self.prompt_error = widgets.HTML()
-        self.prompt_guide_text = widgets.HTML()
-        self.prompt_guide = widgets.Accordion(
-            children=[self.prompt_guide_text], titles=("Prompt guide",), selected_index=None
-        )
-
-        # The textarea takes the row's free width; the reset button keeps its own.
-        self.negative_prompt = widgets.Textarea(
-            value=initial["negative_prompt"],
-            description="Negative",
-            rows=2,
-            layout=widgets.Layout(flex="1 1 auto", width="auto"),
-        )
-        self.reset_negative_button = widgets.Button(
-            description="reset",
-            icon="undo",
-            tooltip="Back to the endpoint's default negative prompt",
-            layout=widgets.Layout(width="auto", flex="0 0 auto"),
-        )
-        self.negative_error = widgets.HTML()
-
-        self.seed = widgets.IntText(value=0, description="Seed", disabled=True)
-        self.random_seed = widgets.ToggleButton(
-            value=True,
-            description="random",
-            icon="random",
-            tooltip="On: the server picks a seed (shown with the video). Off: use the seed field.",
-            layout=widgets.Layout(width="auto"),
+        self.preset_buttons = {
+            preset.name: widgets.Button(
+                description=preset.name, tooltip=preset.tooltip, layout=widgets.Layout(width="auto")
+            )
+            for preset in PRESETS
+        }
+        for preset in PRESETS:
+            self.preset_buttons[preset.name].on_click(
+                lambda _button, name=preset.name: self.apply_preset(name)
+            )
+        self.presets = widgets.HBox(
+            [widgets.Label("Presets from the guide:"), *self.preset_buttons.values()]
         )
         self.reuse_seed_button = widgets.Button(
             description="reuse seed",
@@ -299,60 +315,42 @@ class Panel(widgets.VBox):
             tooltip="The seed of the selected history entry, else of the last finished run",
             layout=widgets.Layout(width="auto"),
         )
-        self.seed_error = widgets.HTML()
-
-        self.steps = widgets.IntSlider(
-            value=initial["num_inference_steps"],
-            min=steps_range[0],
-            max=steps_range[1],
-            description="Steps",
-            continuous_update=False,
-        )
-        self.guidance = widgets.FloatSlider(
-            value=initial["guidance_scale"],
-            min=guidance_range[0],
-            max=guidance_range[1],
-            step=0.1,
-            description="Guidance",
-            continuous_update=False,
-        )
-        self.steps_error = widgets.HTML()
-        self.guidance_error = widgets.HTML()
-        self.preset_buttons = {
-            preset.name: widgets.Button(
-                description=preset.name, tooltip=preset.tooltip, layout=widgets.Layout(width="auto")
-            )
-            for preset in PRESETS
-        }
-
-        self.image_upload = widgets.FileUpload(
-            accept="image/*", multiple=False, description="Image"
-        )
-        self.image_url = widgets.Text(
-            placeholder="or an https:// image URL",
-            description="Image URL",
-            layout=widgets.Layout(width="420px"),
-        )
-        self.image_preview = widgets.HTML()
-        self.image_error = widgets.HTML()
-        self.image_box = widgets.VBox(
-            [
-                widgets.HBox([self.image_upload, self.image_url]),
-                self.image_preview,
-                self.image_error,
-            ]
-        )
+        self.reuse_seed_button.on_click(lambda _button: self.reuse_seed())
+        self.tools = widgets.HBox([self.presets, self.reuse_seed_button])
 
         self.generate_button = widgets.Button(
             description="Generate", icon="play", button_style="primary", disabled=True
         )
+        self.generate_button.add_class("ltx-generate")
         self.cancel_button = widgets.Button(
             description="Cancel",
             icon="stop",
             disabled=True,
             tooltip="Cancel every run of this panel that has not ended",
         )
+        self.copy_button = widgets.Button(
+            description="Copy as %%ltx",
+            icon="copy",
+            tooltip="Put the %%ltx cell that runs the current settings into the next cell",
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
+        )
+        self.cost = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        self.cost.add_class("ltx-cost")
         self.message = widgets.HTML()
+        self.message.add_class("ltx-message")
+        self.generate_button.on_click(lambda _button: self.generate())
+        self.cancel_button.on_click(lambda _button: self.cancel())
+        self.copy_button.on_click(lambda _button: self.copy_as_magic())
+        self.actions = widgets.VBox(
+            [
+                widgets.HBox(
+                    [self.generate_button, self.cancel_button, self.copy_button, self.cost],
+                    layout=widgets.Layout(align_items="center"),
+                ),
+                self.message,
+            ]
+        )
+
         self.status = widgets.HTML()
         self.jobs_area = widgets.VBox()
         self.history = widgets.VBox()
@@ -361,224 +359,314 @@ class Panel(widgets.VBox):
             rows=4,
             layout=widgets.Layout(width="100%", display="none"),
         )
-        self.field_errors: dict[str, widgets.HTML] = {
-            "prompt": self.prompt_error,
-            "negative_prompt": self.negative_error,
-            "seed": self.seed_error,
-            "num_inference_steps": self.steps_error,
-            "guidance_scale": self.guidance_error,
-            IMAGE_FIELD: self.image_error,
-        }
+        self.history_box = widgets.VBox(
+            [widgets.HTML("<b>History</b>"), self.history, self.copied_cell]
+        )
 
-    def _layout(self) -> list[widgets.Widget]:
-        return [
-            self.endpoint_choice,
-            self.image_box,
-            self.prompt,
-            widgets.HBox([self.word_count, widgets.Label(" "), self.prompt_error]),
-            self.prompt_guide,
-            widgets.HBox([self.negative_prompt, self.reset_negative_button]),
-            self.negative_error,
-            widgets.HBox([self.seed, self.random_seed, self.reuse_seed_button]),
-            self.seed_error,
-            self.steps,
-            self.steps_error,
-            self.guidance,
-            self.guidance_error,
-            widgets.HBox([widgets.Label("Presets"), *self.preset_buttons.values()]),
-            widgets.HBox([self.generate_button, self.cancel_button, self.message]),
-            self.status,
-            self.jobs_area,
-            widgets.HTML("<b>History</b>"),
-            self.history,
-            self.copied_cell,
-        ]
+        infos = known_endpoints()
+        self._infos: dict[str, EndpointInfo] = {i.endpoint_id: i for i in infos}
+        self._prices: Prices = prices.result()
+        self._choices = [(self._option_label(info.endpoint_id), info.endpoint_id) for info in infos]
+        self._extra_choices: list[tuple[str, str]] = []
+        self.endpoint_choice = widgets.Dropdown(
+            options=self._options_with(endpoint, self._choices),
+            value=endpoint,
+            layout=widgets.Layout(width="520px"),
+        )
+        self.endpoint_choice.add_class("ltx-endpoint-choice")
+        self.picker = widgets.VBox(
+            [widgets.HBox([self.endpoint_search, self.endpoint_choice]), self.endpoint_info]
+        )
+        self.endpoint_search.observe(self._search_changed, "value")
+        self.endpoint_choice.observe(self._choice_changed, "value")
 
-    def _connect(self) -> None:
-        self.endpoint_choice.observe(lambda _change: self._endpoint_changed(), "value")
-        self.prompt.observe(lambda _change: self._refresh(), "value")
-        for control in (self.negative_prompt, self.seed, self.steps, self.guidance):
-            control.observe(lambda _change: self._refresh(), "value")
-        self.random_seed.observe(self._random_seed_changed, "value")
-        self.image_upload.observe(self._upload_changed, "value")
-        self.image_url.observe(self._image_url_changed, "value")
-        self.reset_negative_button.on_click(lambda _button: self.reset_negative_prompt())
-        self.reuse_seed_button.on_click(lambda _button: self.reuse_seed())
-        for preset in PRESETS:
-            self.preset_buttons[preset.name].on_click(
-                lambda _button, preset=preset: self.apply_preset(preset.name)
-            )
-        self.generate_button.on_click(lambda _button: self.generate())
-        self.cancel_button.on_click(lambda _button: self.cancel())
+    # -- the endpoint picker -------------------------------------------------------------------
 
-    # -- reading the controls ----------------------------------------------------------------
+    def _option_label(self, endpoint_id: str) -> str:
+        info = self._infos.get(endpoint_id)
+        price = self._prices_for(endpoint_id).get(endpoint_id)
+        cost = (
+            f"{format_money(price.unit_price, price.currency, unit=True)} per {price.unit}"
+            if price is not None
+            else "price unknown"
+        )
+        if info is None:
+            schema = self.forms[endpoint_id].schema if endpoint_id in self.forms else None
+            category = (schema.category if schema is not None else None) or "endpoint"
+            return f"{endpoint_id} · {category} · {cost}"
+        return f"{info.title} · {info.category or 'endpoint'} · {cost}"
+
+    def _options_with(self, endpoint: str, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``choices`` with ``endpoint`` among them (first, when it was not)."""
+        if any(value == endpoint for _label, value in choices):
+            return list(choices)
+        known = [*self._choices, *self._extra_choices]
+        label = next((lbl for lbl, value in known if value == endpoint), None)
+        if label is None:
+            label = self._option_label(endpoint)
+            self._extra_choices.append((label, endpoint))
+        return [(label, endpoint), *choices]
+
+    def matching_endpoints(self, text: str) -> list[tuple[str, str]]:
+        """The picker's choices whose id, title, family or category hold every word of
+        ``text``. When none does, a text shaped like an endpoint id is offered itself (its
+        schema is fetched when it is chosen)."""
+        words = text.lower().split()
+        found = []
+        for label, endpoint_id in [*self._choices, *self._extra_choices]:
+            info = self._infos.get(endpoint_id)
+            haystack = " ".join(
+                [label, endpoint_id, *((info.family or "", info.title) if info else ())]
+            ).lower()
+            if all(word in haystack for word in words):
+                found.append((label, endpoint_id))
+        typed = text.strip().strip("/")
+        if not found and _ENDPOINT_ID.match(typed):
+            found.append((f"{typed} · not shipped: fetch its schema", typed))
+        return found
+
+    def _search_changed(self, change: Mapping[str, Any]) -> None:
+        matches = self.matching_endpoints(str(change["new"]))
+        with self._quietly():
+            # The chosen endpoint stays (first) so that filtering never switches it.
+            self.endpoint_choice.options = self._options_with(self.endpoint, matches)
+            self.endpoint_choice.value = self.endpoint
+
+    def _choice_changed(self, change: Mapping[str, Any]) -> None:
+        if self._loading or change["new"] is None:
+            return
+        try:
+            self.switch_endpoint(str(change["new"]))
+        except LtxError as error:
+            # A fetched document that is not a valid fal document: stay, and say why.
+            with self._quietly():
+                self.endpoint_choice.value = self.endpoint
+            self.message.value = coloured(str(error), ERROR_COLOUR)
 
     @property
     def endpoint(self) -> str:
         """The chosen endpoint id."""
-        return str(self.endpoint_choice.value)
+        return self.form.endpoint_id
 
-    def _spec(self) -> EndpointSchema:
-        return _schema_of(self.endpoint)
-
-    def _takes_image(self) -> bool:
-        return self._spec().field(IMAGE_FIELD) is not None
-
-    @property
-    def image(self) -> str | None:
-        """The image input: the URL field if filled in, else the uploaded image as a data URI."""
-        url = self.image_url.value.strip()
-        return url or self._uploaded_image
-
-    def arguments(self) -> dict[str, Any]:
-        """The endpoint input the controls describe, as Generate would submit it.
-
-        The prompt is stripped, as the magic strips a cell body; a random seed is left out
-        (the endpoint picks one and reports it).
-        """
-        arguments: dict[str, Any] = {
-            "prompt": self.prompt.value.strip(),
-            "negative_prompt": self.negative_prompt.value,
-            "num_inference_steps": int(self.steps.value),
-            "guidance_scale": float(self.guidance.value),
-        }
-        if not self.random_seed.value:
-            arguments["seed"] = int(self.seed.value)
-        if self._takes_image() and self.image is not None:
-            arguments[IMAGE_FIELD] = self.image
-        return arguments
-
-    def errors(self) -> list[FieldError]:
-        """Why the controls cannot be submitted as they are (empty when Generate may run)."""
-        # An endpoint the schema does not know is checked as the fields the panel shows.
-        spec = self._spec()
-        errors = check_input(spec.endpoint_id, self.arguments(), schema=spec)
-        if self._takes_image() and self._upload_problem and not self.image:
-            errors = [e for e in errors if e.field != IMAGE_FIELD]
-            errors.append(FieldError(("body", IMAGE_FIELD), self._upload_problem, "value_error"))
-        return errors
-
-    # -- reacting to the controls --------------------------------------------------------------
-
-    def _refresh(self) -> None:
-        """Redraw the word count, each field's error and Generate's state."""
-        if self._loading:
-            return
-        words = len(self.prompt.value.split())
-        if words > PROMPT_WORD_GUIDE:
-            self.word_count.value = _label(
-                f"{words} / {PROMPT_WORD_GUIDE} words: longer than the endpoint's guide "
-                "(it still runs)",
-                _WARNING_COLOUR,
+    def _form_for(self, endpoint: str) -> EndpointForm:
+        form = self.forms.get(endpoint)
+        if form is None:
+            lookup = lookup_schema(endpoint, url=default_openapi_url(self.queue_url))
+            if lookup.warning:
+                self._warnings[endpoint] = lookup.warning
+            form = EndpointForm(
+                endpoint,
+                lookup.schema,
+                defaults=self.configured,
+                word_guide=has_word_guide(endpoint),
             )
-        else:
-            self.word_count.value = _label(f"{words} / {PROMPT_WORD_GUIDE} words", _MUTED_COLOUR)
-        errors = self.errors()
-        first_error: dict[str, str] = {}
-        for error in errors:
-            first_error.setdefault(error.field, error.msg)
-        for name, label in self.field_errors.items():
-            reason = first_error.pop(name, "")
-            if name == "prompt" and reason and not self.prompt.value.strip():
-                label.value = _label("write a prompt to generate", _MUTED_COLOUR)
-            else:
-                label.value = _label(f"{name}: {reason}" if reason else "", _ERROR_COLOUR)
-        # Errors of fields the panel has no control for (none for the known endpoints).
-        self.message.value = _label(
-            "; ".join(f"{name}: {reason}" for name, reason in first_error.items()), _ERROR_COLOUR
-        )
-        self.generate_button.disabled = bool(errors)
-        self.generate_button.tooltip = (
-            "Fix the marked fields first" if errors else f"Start a job on {self.endpoint}"
-        )
-        self.image_preview.value = self._preview_html()
+            form.on_change = self._refresh
+            self.forms[endpoint] = form
+        return form
+
+    def switch_endpoint(self, endpoint: str) -> None:
+        """Show ``endpoint``'s controls. Fields the two endpoints share keep the values set
+        here (the prompt always) where the new one accepts them; every other field takes the
+        new endpoint's default."""
+        endpoint = _normal(endpoint)
+        if endpoint == self.endpoint:
+            return
+        started = time.perf_counter()
+        old = self.form
+        kept = {
+            name: value
+            for name, value in old.values().items()
+            if not (name in old.defaults and same_value(old.defaults[name], value))
+        }
+        prompt = old.text("prompt")
+        form = self._form_for(endpoint)
+        with self._quietly():
+            for spec in form.fields:
+                name = spec.name
+                if name == "prompt":
+                    form.set(name, prompt if prompt is not None else kept.get(name))
+                elif not (
+                    name in kept and not spec.check(kept[name]) and form.set(name, kept[name])
+                ):
+                    form.reset(name)
+            self.endpoint_choice.options = self._options_with(
+                endpoint, list(self.endpoint_choice.options)
+            )
+            self.endpoint_choice.value = endpoint
+        self.form = form
+        self.form_area.children = (form.widget,)
+        self._endpoint_changed()
+        self.last_switch_seconds = time.perf_counter() - started
 
     def _endpoint_changed(self) -> None:
-        self.image_box.layout.display = None if self._takes_image() else "none"
-        spec = self._spec()
-        notes = [
-            f"<li><b>{escape(field.name)}</b>: {escape(field.description or '')}</li>"
-            for field in spec.fields
-            if field.name in ("num_inference_steps", "guidance_scale", IMAGE_FIELD)
-        ]
-        self.prompt_guide_text.value = (
-            f'<div style="font-size: 12px"><p>{escape(PROMPT_GUIDE)}</p>'
-            f"<ul>{''.join(notes)}</ul></div>"
-        )
+        form = self.form
+        presets = all(form.has(name) for name in _PRESET_FIELDS)
+        self.presets.layout.display = None if presets else "none"
+        if presets:
+            for preset in PRESETS:
+                spec = form.field(preset.field)
+                self.preset_buttons[preset.name].disabled = bool(spec.check(preset.value))
+        self.reuse_seed_button.layout.display = None if form.has(_SEED) else "none"
+        self.tools.layout.display = None if presets or form.has(_SEED) else "none"
+        self.endpoint_info.value = self._info_html()
         self._refresh()
         self._update_status()
 
-    def _random_seed_changed(self, change: Mapping[str, Any]) -> None:
-        self.seed.disabled = bool(change["new"])
-        self._refresh()
+    def _info_html(self) -> str:
+        endpoint = self.endpoint
+        parts = [escape(endpoint)]
+        schema = self.form.schema
+        info = self._infos.get(endpoint)
+        category = (info.category if info else None) or (schema.category if schema else None)
+        if category:
+            parts.append(escape(category))
+        if family_of(endpoint):
+            parts.append(escape(str(family_of(endpoint))))
+        prices = self._prices_for(endpoint)
+        price = prices.get(endpoint)
+        parts.append(escape(price.describe() if price is not None else prices.reason(endpoint)))
+        text = f'<div style="font-size: 12px; color: {MUTED_COLOUR}">{" · ".join(parts)}</div>'
+        warning = self._warnings.get(endpoint)
+        if warning:
+            text += f"<div>{coloured(warning, ERROR_COLOUR)}</div>"
+        return text
 
-    def _upload_changed(self, change: Mapping[str, Any]) -> None:
-        files: Sequence[Mapping[str, Any]] = change["new"]
-        if not files:
-            return
-        upload = files[-1]
-        name = str(upload.get("name") or "image")
-        content = bytes(upload["content"])
-        mime = str(upload.get("type") or mimetypes.guess_type(name)[0] or "")
-        if mime.startswith("image/"):
-            encoded = base64.b64encode(content).decode("ascii")
-            self._uploaded_image = f"data:{mime};base64,{encoded}"
-            self._upload_problem = None
-        else:
-            self._uploaded_image = None
-            self._upload_problem = f"{name} is not an image ({mime or 'unknown type'})"
-        self._uploaded_name = name
-        self._set_quietly(self.image_url, "")
-        self._refresh()
+    def _prices_for(self, endpoint: str) -> Prices:
+        if endpoint in self._prices.prices or endpoint in self._prices.unknown:
+            return self._prices
+        return self.session.prices([endpoint], self.queue_url)
 
-    def _image_url_changed(self, change: Mapping[str, Any]) -> None:
-        if str(change["new"]).strip():
-            # The URL replaces an earlier upload.
-            self._uploaded_image = self._uploaded_name = self._upload_problem = None
-            self._set_quietly(self.image_upload, ())
-        self._refresh()
+    # -- reading the controls ----------------------------------------------------------------
 
-    def _set_quietly(self, control: widgets.Widget, value: Any) -> None:
-        loading, self._loading = self._loading, True
+    def control(self, name: str) -> Any:
+        """The control of field ``name`` of the chosen endpoint (built if it sits in the
+        unopened "Additional settings"); ``KeyError`` if the endpoint has no such field."""
+        return self.form.control(name)
+
+    def set(self, **values: Any) -> None:
+        """Set fields of the chosen endpoint by name, as a person would in the controls
+        (``panel.set(prompt="a red fox", duration=8)``; None: not set, or the default).
+        ``ValueError`` naming a field the endpoint lacks or a value its control cannot hold;
+        a value the field does not allow is shown as invalid, as a typed one would be."""
+        unknown = [name for name in values if not self.form.has(name)]
+        if unknown:
+            raise ValueError(
+                f"{self.endpoint} has no field {', '.join(unknown)}; its fields are "
+                + ", ".join(spec.name for spec in self.form.fields)
+            )
+        refused = []
+        for name, value in values.items():
+            if value is None:
+                self.form.reset(name)
+            elif not self.form.set(name, value):
+                refused.append(name)
+        self._refresh()
+        if refused:
+            raise ValueError(
+                "; ".join(
+                    f"{name}: the control cannot hold {values[name]!r} "
+                    f"({self.form.field(name).allowed()})"
+                    for name in refused
+                )
+            )
+
+    def arguments(self) -> dict[str, Any]:
+        """The endpoint input the controls describe, as Generate would submit it: every field
+        that has a value (defaults included), in fal's order. The prompt is stripped, as the
+        magic strips a cell body; a field left unset (a random seed) is left out."""
+        return self.form.values()
+
+    def errors(self, arguments: Mapping[str, Any] | None = None) -> list[FieldError]:
+        """Why the controls cannot be submitted as they are (empty when Generate may run)."""
+        if arguments is None:
+            arguments = self.arguments()
+        problems = self.form.problems()
+        marked = {e.loc[:2] for e in problems}
+        errors = check_input(self.endpoint, arguments, schema=self.form.schema)
+        return problems + [e for e in errors if e.loc[:2] not in marked]
+
+    def cost_problem(self, estimate: Estimate | None = None) -> str | None:
+        """Why ``max_cost`` forbids the current settings (their estimate is higher, or
+        unknown), else None."""
+        estimate = estimate or self.estimate
+        if self.max_cost is None or estimate is None:
+            return None
+        limit = format_money(self.max_cost, "USD")
+        if estimate.amount is None:
+            return f"{estimate.describe()}, and LtxMagics.max_cost is {limit}"
+        if estimate.amount > self.max_cost:
+            return f"the estimate {estimate.short} is over LtxMagics.max_cost ({limit})"
+        return None
+
+    # -- reacting to the controls --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Changes made inside redraw nothing until the end (the caller redraws)."""
+        self._loading += 1
         try:
-            control.value = value
+            yield
         finally:
-            self._loading = loading
+            self._loading -= 1
 
-    def _preview_html(self) -> str:
-        if not self._takes_image():
-            return ""
-        image = self.image
-        if image is None:
-            return ""
-        caption = self._uploaded_name if image == self._uploaded_image else image
-        if image_kind(image) == "file":
-            return _label(f"local file {image}: sent when the job starts", _MUTED_COLOUR)
-        if safe_image_src(image) is None:
-            return _label("no preview: not an http(s) URL or a data:image/ URI", _MUTED_COLOUR)
-        if len(image) > _PREVIEW_MAX_BYTES:
-            return _label(f"{caption} (too large to preview here)", _MUTED_COLOUR)
-        return image_html(image, alt=caption or "image", max_width=256, max_height=160)
+    def _refresh(self) -> None:
+        """Redraw each control's errors, the estimate, and Generate's state and reason."""
+        if self._loading:
+            return
+        arguments = self.arguments()
+        errors = self.errors(arguments)
+        prompt_missing = not str(arguments.get("prompt") or "").strip()
+        shown = [e for e in errors if not (prompt_missing and e.loc[:2] == ("body", "prompt"))]
+        # An error of a field whose control is not built yet shows in the message only.
+        self.form.show_errors(shown)
+        schema = self.form.schema
+        self.estimate = self.session.estimate(
+            ValidatedInput(self.endpoint, arguments, (), schema), self.queue_url
+        )
+        self.cost.value = self._cost_html(self.estimate)
+        cost_problem = self.cost_problem(self.estimate)
+        if shown:
+            reason = "Generate is off: " + "; ".join(str(e) for e in shown[:3])
+            if len(shown) > 3:
+                reason += f" (and {len(shown) - 3} more)"
+            self.message.value = coloured(reason, ERROR_COLOUR)
+        elif prompt_missing:
+            self.message.value = coloured("Write a prompt to generate.", MUTED_COLOUR)
+        elif cost_problem:
+            self.message.value = coloured(f"Generate is off: {cost_problem}.", ERROR_COLOUR)
+        else:
+            self.message.value = ""
+        blocked = bool(errors) or cost_problem is not None
+        self.generate_button.disabled = blocked
+        self.generate_button.tooltip = (
+            "See the reason under the buttons" if blocked else f"Start a job on {self.endpoint}"
+        )
+
+    @staticmethod
+    def _cost_html(estimate: Estimate) -> str:
+        if estimate.amount is None:
+            return coloured(estimate.describe(), MUTED_COLOUR)
+        return (
+            f'<span style="font-weight: 600">≈ {escape(estimate.short)}</span> '
+            f"{coloured(estimate.describe().removeprefix(estimate.short).strip(), MUTED_COLOUR)}"
+        )
 
     # -- actions -----------------------------------------------------------------------------
 
-    def reset_negative_prompt(self) -> None:
-        """Put the endpoint's default negative prompt back."""
-        self.negative_prompt.value = self._spec().defaults().get("negative_prompt", "")
-
     def apply_preset(self, name: str) -> None:
-        """Set the steps or guidance slider from the parameter guide (see :data:`PRESETS`)."""
+        """Set steps or guidance from the parameter guide (see :data:`PRESETS`)."""
         preset = next(p for p in PRESETS if p.name == name)
-        slider = self.steps if preset.field == "num_inference_steps" else self.guidance
-        slider.value = preset.value
+        if self.form.has(preset.field):
+            self.form.set(preset.field, preset.value)
+            self._refresh()
 
     def reuse_seed(self) -> int | None:
         """Fix the seed to that of the selected history entry, else of the last finished run."""
         run = self._seed_source()
-        if run is None or run.seed is None:
+        if run is None or run.seed is None or not self.form.has(_SEED):
             return None
-        self.seed.value = run.seed
-        self.random_seed.value = False
+        self.form.set(_SEED, run.seed)
+        self._refresh()
         return run.seed
 
     def _seed_source(self) -> PanelRun | None:
@@ -588,10 +676,10 @@ class Panel(widgets.VBox):
         return max(finished, key=lambda run: run.job.finished_at or 0.0, default=None)
 
     def generate(self) -> Job | None:
-        """Start a job from the controls and return it at once (None if the input is invalid
-        or the session refused it; the panel then says why)."""
+        """Start a job from the controls and return it at once (None if the input is invalid,
+        over ``max_cost``, or the session refused it; the panel then says why)."""
         self._refresh()
-        if self.errors():
+        if self.generate_button.disabled:
             return None
         options = JobOptions(timeout=self.timeout, save_dir=self.save_dir)
         try:
@@ -601,14 +689,16 @@ class Panel(widgets.VBox):
                 options,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
+                estimate=self.estimate,
             )
         except (LtxError, ValueError) as error:
-            self.message.value = _label(str(error), _ERROR_COLOUR)
+            self.message.value = coloured(str(error), ERROR_COLOUR)
             return None
         self.message.value = ""
         self._select(None)
         view = JobView(job, log_lines=self.log_lines, save_dir=self.save_dir)
-        run = PanelRun(self, job, view)
+        schema = self.form.schema
+        run = PanelRun(self, job, view, schema.defaults() if schema is not None else {})
         self.runs.append(run)
         self.jobs_area.children = (*self.jobs_area.children, view)
         self.history.children = (run.entry, *self.history.children)
@@ -630,52 +720,34 @@ class Panel(widgets.VBox):
         return running
 
     def load_run(self, run: PanelRun) -> None:
-        """Put a run's endpoint and parameters back into the controls, and select the run."""
+        """Put a run's endpoint and input back into the controls, and select the run."""
         self.load_input(run.job.endpoint, run.job.input)
         self._select(run)
 
     def load_input(self, endpoint: str, arguments: Mapping[str, Any]) -> None:
-        """Set the controls so that :meth:`arguments` gives back ``arguments`` for ``endpoint``."""
-        defaults = _schema_of(endpoint).defaults()
-        self._loading = True
-        try:
-            if endpoint not in dict(self.endpoint_choice.options).values():
-                self.endpoint_choice.options = (*self.endpoint_choice.options, (endpoint, endpoint))
-            self.endpoint_choice.value = endpoint
-            self.prompt.value = str(arguments.get("prompt", ""))
-            self.negative_prompt.value = str(
-                arguments.get("negative_prompt", defaults.get("negative_prompt", ""))
+        """Switch to ``endpoint`` and set the controls so that :meth:`arguments` gives back
+        ``arguments`` (every field it lacks at its default)."""
+        self.switch_endpoint(endpoint)
+        with self._quietly():
+            refused = self.form.load(arguments)
+        self._refresh()
+        if refused:
+            self.message.value = coloured(
+                f"Could not load {', '.join(refused)} into {self.endpoint}'s controls.",
+                ERROR_COLOUR,
             )
-            self.steps.value = arguments.get(
-                "num_inference_steps", defaults.get("num_inference_steps")
-            )
-            self.guidance.value = arguments.get("guidance_scale", defaults.get("guidance_scale"))
-            seed = arguments.get("seed")
-            if seed is None:
-                self.random_seed.value = True
-            else:
-                self.seed.value = seed
-                self.random_seed.value = False
-            image = arguments.get(IMAGE_FIELD)
-            self._uploaded_image = self._uploaded_name = self._upload_problem = None
-            self.image_upload.value = ()
-            if isinstance(image, str) and image.lower().startswith("data:"):
-                # Kept out of the URL field: a data URI is the upload's bytes.
-                self.image_url.value = ""
-                self._uploaded_image, self._uploaded_name = image, "image of the loaded run"
-            else:
-                self.image_url.value = image if isinstance(image, str) else ""
-        finally:
-            self._loading = False
-        self._endpoint_changed()
 
-    def copy_as_magic(self, run: PanelRun) -> str:
-        """The ``%%ltx`` cell that submits ``run``'s input again, put into the next cell.
+    def copy_as_magic(self, run: PanelRun | None = None) -> str:
+        """The ``%%ltx`` cell that submits ``run``'s input again (default: the current
+        settings), put into the next cell.
 
         It is kept in :attr:`last_copied` and shown under the history, since a click in a
         notebook reaches the next cell only with the next execution's reply.
         """
-        text = magic_cell(run.job.endpoint, run.job.input)
+        if run is not None:
+            text = magic_cell(run.job.endpoint, run.job.input)
+        else:
+            text = magic_cell(self.endpoint, self.arguments())
         self.last_copied = text
         self.copied_cell.value = text
         self.copied_cell.layout.display = None
@@ -712,7 +784,7 @@ class Panel(widgets.VBox):
 
     def _update_status(self) -> None:
         with self._status_lock:
-            self.status.value = _label(self.status_line(), _MUTED_COLOUR)
+            self.status.value = coloured(self.status_line(), MUTED_COLOUR)
             self.cancel_button.disabled = all(run.job.done for run in self.runs)
             source = self._seed_source()
             self.reuse_seed_button.disabled = source is None or source.seed is None
@@ -732,33 +804,40 @@ class Panel(widgets.VBox):
             if run.listener is not None:
                 run.job.remove_listener(run.listener)
             run.view.close()
-        _close_tree(self, skip=tuple(run.view for run in self.runs))
+        for form in self.forms.values():
+            form.close()
+        close_tree(self, skip=tuple(run.view for run in self.runs))
 
 
-#: The endpoints the panel offers (the schema-driven panel for every endpoint is coming).
-PANEL_ENDPOINTS = (TEXT_TO_VIDEO, IMAGE_TO_VIDEO)
+def _in_background(work: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """Run ``work`` on a thread of its own; its result (or error) in a future."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as error:  # handed to whoever reads the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="ltx-panel-prices", daemon=True).start()
+    return future
 
 
-def _schema_of(endpoint: str) -> EndpointSchema:
-    """The endpoint's schema; the seed's text-to-video one for an endpoint without one."""
-    schema = lookup_schema(endpoint).schema or lookup_schema(DEFAULT_ENDPOINT).schema
-    assert schema is not None, "the package ships the seed endpoint's document"
-    return schema
+def _normal(endpoint: str) -> str:
+    return resolve_endpoint(endpoint).strip("/")
 
 
 def _title(endpoint: str) -> str:
-    from ._endpoints import known_endpoints
-
     return next((i.title for i in known_endpoints() if i.endpoint_id == endpoint), endpoint)
 
 
-def _bound(spec: Any, name: str, fallback: float) -> float:
-    value = getattr(spec, name, None) if spec is not None else None
-    return fallback if value is None else value
-
-
-def _close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...]) -> None:
-    for child in getattr(widget, "children", ()):
-        if child not in skip:
-            _close_tree(child, skip)
-    widgets.Widget.close(widget)
+def _short_value(value: Any) -> str:
+    if isinstance(value, str):
+        return "uploaded" if value.lower().startswith("data:") else shorten(value, 60)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list) and not value:
+        return "none"
+    return shorten(json.dumps(value, default=str), 80)

@@ -590,6 +590,7 @@ class LtxMagics(Magics):
                 save_dir=self.save_dir or None,
                 log_lines=self.log_lines,
                 timeout=self.timeout,
+                max_cost=self.max_cost,
                 shell=self.shell,
             )
         except ValueError as error:

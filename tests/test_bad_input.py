@@ -353,14 +353,16 @@ def test_panel_values_are_refused_naming_the_field_or_sent(
     jobs_before = len(panel.session.jobs)
     try:
         panel.endpoint_choice.value = endpoint
-        panel.prompt.value = prompt
-        panel.negative_prompt.value = negative
-        panel.image_url.value = image
+        panel.control("prompt").text.value = prompt
+        panel.control("negative_prompt").text.value = negative
+        if panel.form.has("image_url"):
+            panel.control("image_url").url.value = image
+        seed_control = panel.control("seed")
         if seed is None:
-            panel.random_seed.value = True
+            seed_control.unset.value = True
         else:
-            panel.random_seed.value = False
-            panel.seed.value = seed
+            seed_control.unset.value = False
+            seed_control.box.value = seed
     except traitlets.TraitError:
         return  # the widget itself refused the value (a browser could not send it)
     errors = panel.errors()

@@ -295,9 +295,7 @@ def test_the_panel_state_holds_no_key(
     shell = shell_for(local_server.url)
     panel = shell.run_line_magic("ltx", "panel")
     try:
-        panel.prompt.value = "a lantern on a pier"
-        panel.random_seed.value = False
-        panel.seed.value = 3
+        panel.set(prompt="a lantern on a pier", seed=3)
         job = panel.generate()
         assert job is not None
         job.wait(30)

@@ -464,7 +464,8 @@ async def local_stats(request: Request) -> Response:
 
 
 async def local_request(request: Request) -> Response:
-    """``GET /_local/requests/{id}``: where a request is and its timings (epoch seconds)."""
+    """``GET /_local/requests/{id}``: where a request is, its timings (epoch seconds) and the
+    input it received."""
     server = _server(request)
     record = server.queue.get(request.path_params["request_id"])
     if record is None:
@@ -484,6 +485,7 @@ async def local_request(request: Request) -> Response:
             "error": record.error,
             "error_type": record.error_type,
             "log_count": len(record.logs),
+            "input": record.input,
         },
         headers=_request_headers(record),
     )

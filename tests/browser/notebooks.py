@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .panel_driver import PANEL_CELLS
+
 XSS_PROMPT = "<img src=x onerror=alert(1)>"
 
 #: The magic path: a short job takes the single worker, so the main job visibly queues first.
@@ -49,7 +51,9 @@ GALLERY = [
 NOTEBOOKS: dict[str, list[str]] = {
     "grid.ipynb": GRID,
     "gallery.ipynb": GALLERY,
-    "panel.ipynb": PANEL,
+    "panel.ipynb": PANEL_CELLS,
+    "panel-13b.ipynb": PANEL_CELLS,
+    "panel-notebook7.ipynb": PANEL_CELLS,
     "panel-markup.ipynb": PANEL,
     "magic.ipynb": MAGIC,
     "cancel.ipynb": CANCEL,

@@ -1,144 +1,90 @@
-"""The ``%ltx panel`` form in JupyterLab, in Chromium: word count, presets, Generate, history."""
+"""The ``%ltx panel`` form in JupyterLab, in Chromium: an LTX-2 endpoint picked, set and run to
+a playing clip (with the re-render and opening times measured); a 13B endpoint with a LoRA row
+that the server receives, and an out-of-range value that turns Generate off with the reason;
+markup shown as text; Cancel. The screenshots of the panel on two families go to
+``docs/screenshots/`` for the README."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from ._jupyter import JupyterServer, NotebookDriver, wait_until
-from .checks import assert_video_plays
-from .conftest import BrowserProblems, save_screenshot
+from .conftest import REPO, BrowserProblems, save_screenshot
 from .notebooks import XSS_PROMPT
+from .panel_driver import PanelDriver, ltx2_main_path
+from .test_lab_magic import server_request
 
-PROMPT = (
-    "A paper boat drifts down a rain-soaked gutter, spinning slowly past fallen leaves, "
-    "as neon reflections ripple in the water."
-)
-
-
-def control(panel: Any, kind: str, label: str) -> Any:
-    """The ipywidgets control of class ``widget-{kind}`` whose description is ``label``."""
-    return panel.locator(f".widget-{kind}").filter(
-        has=panel.page.locator("label", has_text=re.compile(f"^{re.escape(label)}$"))
-    )
+SCREENSHOTS = REPO / "docs" / "screenshots"
+LTX13B = "fal-ai/ltx-video-13b-distilled"
+LORA = "https://example.com/loras/clay-style.safetensors"
 
 
-def slider_value(panel: Any, label: str) -> str:
-    """The readout a person sees next to the slider ``label``."""
-    return str(control(panel, "slider", label).locator(".widget-readout").inner_text()).strip()
-
-
-def handle_position(panel: Any, label: str) -> float:
-    """Where the slider's handle is drawn, in pixels from the page's left edge."""
-    box = control(panel, "slider", label).locator(".noUi-handle").bounding_box()
-    assert box is not None
-    return float(box["x"])
-
-
-def button(panel: Any, name: str) -> Any:
-    """The panel's first button whose text is ``name`` (its icon aside)."""
-    return panel.locator("button", has_text=_text(name)).first
-
-
-def history_entry(panel: Any) -> Any:
-    """The newest history entry: the first box holding a "load" button."""
-    has_load = panel.page.locator("button", has_text=_text("load"))
-    return panel.locator(".widget-hbox").filter(has=has_load).first
-
-
-def _text(name: str) -> re.Pattern[str]:
-    return re.compile(rf"^\s*{re.escape(name)}\s*$")
-
-
-def open_panel(page: Any, lab: JupyterServer, name: str) -> Any:
-    """Open ``name`` (a notebook showing ``%ltx panel``), run it, and return the panel."""
-    notebook = NotebookDriver(page, lab, name).open()
-    notebook.run_cells(0, 1)
-    panel = notebook.cell(1).locator(".ltx-panel")
-    panel.wait_for()
-    return panel
-
-
-def test_panel_counts_words_applies_presets_generates_and_restores_a_run(
+def test_an_ltx2_endpoint_picked_and_set_in_the_panel_plays_its_clip(
     page: Any, lab: JupyterServer, artifacts: Path
 ) -> None:
-    panel = open_panel(page, lab, "panel.ipynb")
-    word_count = panel.get_by_text(re.compile(r"^\d+ / 200 words"))
-    generate = button(panel, "Generate")
-    assert word_count.inner_text().startswith("0 / 200"), word_count.inner_text()
-    assert generate.is_disabled()
+    panel, _video = ltx2_main_path(page, lab, "panel.ipynb", artifacts, "lab")
+    history = panel.root.locator(".ltx-history-entry").first
+    history.locator("video").wait_for()
+    assert "duration: 8" in history.inner_text() and "resolution: 1440p" in history.inner_text()
+    save_screenshot(panel.root, SCREENSHOTS / "panel-ltx2.png")
 
-    prompt = control(panel, "textarea", "Prompt").locator("textarea")
-    prompt.click()
-    prompt.press_sequentially(PROMPT, delay=5)
-    words = len(PROMPT.split())
-    wait_until(
-        lambda: word_count.inner_text().startswith(f"{words} / 200"),
-        10,
-        f"the word count never read {words}",
+
+def test_a_13b_lora_row_reaches_the_server_and_an_out_of_range_value_turns_generate_off(
+    page: Any, lab: JupyterServer, ltx_server: Any, artifacts: Path
+) -> None:
+    panel = PanelDriver.open(page, lab, "panel-13b.ipynb")
+    panel.choose_endpoint(
+        "LTX-Video 13B 0.9.7 distilled text to video ·", "loras", search="13b distilled"
     )
+    panel.type_prompt("A clay fox waves at the camera from a sunlit windowsill.")
+    loras = panel.field("loras")
+    loras.locator("button.ltx-add-row").click()
+    row = loras.locator(".ltx-field-path")
+    row.wait_for()
+    row.locator("input").fill(LORA)
+    scale = loras.locator(".ltx-field-scale .ltx-input input")
+    scale.last.fill("7")
+    scale.last.press("Tab")
 
-    assert slider_value(panel, "Steps") == "30"
-    before = handle_position(panel, "Steps")
-    button(panel, "fast").click()
-    wait_until(lambda: slider_value(panel, "Steps") == "25", 10, "fast did not set 25 steps")
-    assert handle_position(panel, "Steps") < before, "the Steps handle did not move"
-    button(panel, "creative").click()
-    wait_until(lambda: float(slider_value(panel, "Guidance")) == 4.0, 10, "creative: guidance 4")
+    generate = panel.button("Generate")
+    reason = "must be a number from 0 to 4, got 7"
+    wait_until(lambda: reason in panel.message(), 15, f"no reason shown: {panel.message()!r}")
+    assert generate.is_disabled()
+    assert panel.message().startswith("Generate is off: loras.0.scale:")
+    marked = loras.locator(".ltx-field-scale.ltx-invalid")
+    assert reason in marked.inner_text(), "the control says why under it"
+    save_screenshot(panel.root, artifacts / "panel-out-of-range.png")
 
-    button(panel, "random").click()  # off: the seed field is used
-    seed = control(panel, "text", "Seed").locator("input")
-    wait_until(lambda: seed.is_enabled(), 10, "the seed field stayed disabled")
-    seed.fill("77")
-    seed.press("Tab")
-
-    wait_until(lambda: generate.is_enabled(), 10, "Generate stayed disabled")
-    generate.click()
-    view = panel.locator(".ltx-job-view")
-    video = view.locator("figure.ltx-video video")
-    video.wait_for(timeout=60_000)
-    assert "completed" in view.locator(".ltx-status").inner_text()
-    assert_video_plays(video)
-    caption = view.locator("figure.ltx-video figcaption").inner_text()
-    assert "seed 77" in caption and "25 steps" in caption and "guidance 4" in caption, caption
-
-    # Change everything, then load the run back from the history.
-    button(panel, "quality").click()
-    button(panel, "faithful").click()
-    prompt.fill("Something else entirely")
-    wait_until(lambda: slider_value(panel, "Steps") == "40", 10, "quality did not set 40 steps")
-    wait_until(lambda: word_count.inner_text().startswith("3 / 200"), 10, "no word count")
-    entry = history_entry(panel)
-    entry.locator("video").wait_for()
-    assert PROMPT[:40] in entry.inner_text()
-    button(panel, "load").click()
-    wait_until(lambda: prompt.input_value() == PROMPT, 10, "load did not restore the prompt")
-    wait_until(lambda: slider_value(panel, "Steps") == "25", 10, "load: steps not restored")
-    assert float(slider_value(panel, "Guidance")) == 4.0
-    assert seed.input_value() == "77"
-    assert word_count.inner_text().startswith(f"{words} / 200")
-
-    save_screenshot(panel, artifacts / "panel.png")
+    scale.last.fill("0.8")
+    scale.last.press("Tab")
+    wait_until(lambda: generate.is_enabled(), 15, f"Generate stayed off: {panel.message()!r}")
+    view = panel.generate()
+    view.locator("figure.ltx-video video").wait_for(timeout=60_000)
+    request_id = panel.notebook.run_cell(3).locator(".jp-OutputArea").inner_text().strip()
+    record = server_request(ltx_server, request_id)
+    assert record["endpoint"] == LTX13B
+    assert record["input"]["loras"] == [{"path": LORA, "scale": 0.8}]
+    panel.root.locator(".ltx-history-entry video").first.wait_for()
+    save_screenshot(panel.root, SCREENSHOTS / "panel-13b.png")
 
 
 def test_panel_shows_a_prompt_with_markup_as_text_and_cancels(
     page: Any, lab: JupyterServer, problems: BrowserProblems, artifacts: Path
 ) -> None:
-    panel = open_panel(page, lab, "panel-markup.ipynb")
-    prompt = control(panel, "textarea", "Prompt").locator("textarea")
-    prompt.fill(XSS_PROMPT)
-    generate = button(panel, "Generate")
-    wait_until(lambda: generate.is_enabled(), 10, "Generate stayed disabled")
-    generate.click()
-    view = panel.locator(".ltx-job-view")
+    notebook = NotebookDriver(page, lab, "panel-markup.ipynb").open()
+    notebook.run_cells(0, 1)
+    panel = PanelDriver(notebook, cell=1)
+    panel.root.wait_for()
+    panel.type_prompt(XSS_PROMPT)
+    view = panel.generate()
     wait_until(lambda: "running" in view.locator(".ltx-status").inner_text(), 30, "never ran")
 
-    entry = history_entry(panel)
+    entry = panel.root.locator(".ltx-history-entry").first
     wait_until(lambda: XSS_PROMPT in entry.inner_text(), 10, "prompt not shown as text")
     assert not page.locator('img[src="x"]').count(), "the prompt became an <img> element"
 
-    button(panel, "Cancel").click()  # the panel's own Cancel: every run of the panel
+    panel.button("Cancel").click()  # the panel's own Cancel: every run of the panel
     wait_until(lambda: "cancelled" in view.locator(".ltx-status").inner_text(), 30, "not cancelled")
     assert not problems.dialogs, problems.dialogs
-    save_screenshot(panel, artifacts / "panel-markup-cancelled.png")
+    save_screenshot(panel.root, artifacts / "panel-markup-cancelled.png")

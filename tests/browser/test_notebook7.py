@@ -1,5 +1,6 @@
-"""The magic path under Notebook 7 (``jupyter notebook``), in Chromium: the same notebook as in
-JupyterLab shows the live job view and a video that plays."""
+"""The magic and the panel under Notebook 7 (``jupyter notebook``), in Chromium: the same
+notebook as in JupyterLab shows the live job view and a video that plays, and the panel's main
+path (an LTX-2 endpoint picked and set, its clip playing) works as in JupyterLab."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from ._jupyter import JupyterServer, NotebookDriver
 from .checks import assert_video_plays, watch_log
 from .conftest import BrowserProblems, save_screenshot
+from .panel_driver import ltx2_main_path
 
 # Notebook 7.6's own keyboard-shortcuts plugin throws this while loading settings in a fresh
 # profile (notebook_core.js: ``t.plugins[i].schema`` in its pluginChanged handler), before any
@@ -38,3 +40,12 @@ def test_magic_notebook_runs_under_notebook_7(
     output = notebook.run_cell(3).locator(".jp-OutputArea").inner_text()
     assert "completed 42" in output, output
     save_screenshot(view, artifacts / "notebook7-job-view.png")
+
+
+def test_panel_main_path_runs_under_notebook_7(
+    page: Any, notebook7: JupyterServer, problems: BrowserProblems, artifacts: Path
+) -> None:
+    problems.expect(NOTEBOOK7_SHORTCUTS_ERROR)
+    panel, _video = ltx2_main_path(page, notebook7, "panel-notebook7.ipynb", artifacts, "notebook7")
+    assert "/notebooks/" in page.url
+    save_screenshot(panel.root, artifacts / "notebook7-panel.png")
