@@ -5,6 +5,9 @@ each in its own worker process, on the same jobs of the same local server.
 Per job: the latency from the server's completion to the cell's (or the call's) return, and the
 worker process's CPU time for the whole job (submit to return, every thread). The jobs are 1 s
 long with 30 log lines by default (30 steps of 1/30 s), alternated between the two workers.
+Each pair of jobs takes 27 to 33 steps (the same for both workers), so the moment a job ends
+falls anywhere within fal-client's 0.1 s polling period, as a real job's does, instead of at
+one fixed phase of it.
 """
 
 from __future__ import annotations
@@ -97,9 +100,10 @@ def run_magic_path(
             seed = 5000
             for index in range(settings.warmup + settings.jobs):
                 order = names if index % 2 == 0 else names[::-1]
+                steps = settings.steps + index % 7 - 3
                 for name in order:
                     seed += 1
-                    answer = workers[name].call(op="job", steps=settings.steps, seed=seed)
+                    answer = workers[name].call(op="job", steps=steps, seed=seed)
                     if index >= settings.warmup:
                         answers[name].append(answer)
                 if (index + 1) % 10 == 0:

@@ -494,8 +494,10 @@ class QueueClient:
                     except (json.JSONDecodeError, ProtocolError) as error:
                         raise _StreamBroken(f"malformed event: {error}") from None
                     if status.done:
-                        await _read_to_end(events)
-                        yield status
+                        try:
+                            yield status  # the caller fetches the result on another connection
+                        finally:
+                            await _read_to_end(events)
                         return
                     yield status
         except (httpx.TransportError, SSEError, UnicodeDecodeError) as error:

@@ -413,6 +413,9 @@ def get_schema(
     Raises :class:`SchemaDocumentError` when the fetched document is not a valid fal document.
     """
     endpoint_id = _normal(endpoint_id)
+    shipped = _shipped_schema(endpoint_id)
+    if shipped is not None:  # the common case, answered before any path is worked out
+        return SchemaLookup(endpoint_id, shipped, "shipped")
     directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
     found, stale = _local(endpoint_id, directory, max_age)
     if found is not None:

@@ -180,8 +180,10 @@ class SweepRecord:
 class HistoryStore:
     """The journal file at ``path`` (default: :func:`default_history_path`).
 
-    Writes go straight to disk (``fsync``) before the call returns. The file and its folder are
-    created, private to the user, on the first write.
+    A request's submit line (its id, the one thing that cannot be recovered) goes straight to
+    disk (``fsync``) before the call returns; update lines are written without waiting for the
+    disk, since what they record can be asked of the server again (``%ltx jobs`` does). The file
+    and its folder are created, private to the user, on the first write.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -219,7 +221,7 @@ class HistoryStore:
         }
         if cost is not None:
             record.update(cost=cost, currency=currency)
-        self._append(record)
+        self._append(record, durable=True)
 
     def record_update(self, request_id: str, **fields: Any) -> None:
         """Record a change to a request: any of ``status``, ``finished_at``, ``duration``,
@@ -295,12 +297,16 @@ class HistoryStore:
                 "cells": stored,
                 "queue_url": queue_url,
                 "created_at": _format_time(created_at),
-            }
+            },
+            durable=True,
         )
 
     def record_sweep_job(self, sweep_id: str, cell: int, request_id: str) -> None:
         """Link cell number ``cell`` of a sweep to the request sent for it."""
-        self._append({"event": "sweep_job", "sweep_id": sweep_id, "cell": cell, "job": request_id})
+        self._append(
+            {"event": "sweep_job", "sweep_id": sweep_id, "cell": cell, "job": request_id},
+            durable=True,
+        )
 
     def sweeps(self) -> list[SweepRecord]:
         """Every recorded sweep, the most recent first."""
@@ -357,7 +363,7 @@ class HistoryStore:
 
     # -- the file --------------------------------------------------------------------------
 
-    def _append(self, record: Mapping[str, Any]) -> None:
+    def _append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
         data = (line + "\n").encode("utf-8")
         with self._lock:
@@ -375,7 +381,8 @@ class HistoryStore:
                     written = os.write(fd, data)
                     while written < len(data):
                         written += os.write(fd, data[written:])
-                    os.fsync(fd)
+                    if durable:
+                        os.fsync(fd)
                 finally:
                     os.close(fd)
             finally:

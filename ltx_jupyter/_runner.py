@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import inspect
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -38,9 +39,9 @@ T = TypeVar("T")
 THREAD_NAME = "ltx-jupyter-runner"
 
 #: How long :func:`wait_future` blocks at a time before checking again. Short enough that an
-#: interrupt is raised promptly on every platform, including those where a lock wait is not
-#: interruptible by signals.
-WAIT_SLICE = 0.1
+#: interrupt is raised promptly where a lock wait is not interruptible by signals (Windows);
+#: on POSIX a signal interrupts the wait itself, so the slice only bounds idle wake-ups.
+WAIT_SLICE = 0.1 if sys.platform == "win32" else 0.5
 
 ShutdownHook = Callable[[], Any]
 

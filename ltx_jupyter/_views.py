@@ -245,7 +245,7 @@ class JobView(widgets.VBox):
         super().close()
 
 
-def follow_in_text(job: Job, stream: TextIO, *, period: float = 0.25) -> None:
+def follow_in_text(job: Job, stream: TextIO, *, period: float = 0.5) -> None:
     """Wait for ``job`` from the kernel thread, writing its status changes and log lines as
     text: the job view of a frontend without widgets (terminal IPython).
 

@@ -450,8 +450,10 @@ class RequestQueue:
         record.output = output
         if error is not None:
             record.error, record.error_type = error
-        self._save(record)
+        # Streams first, then the disk: a client waits on the announcement, while the saved
+        # record only matters to a restarted server.
         self._bump(record)
+        self._save(record)
         if self.on_complete is not None:
             try:
                 self.on_complete(record)

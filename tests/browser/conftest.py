@@ -96,24 +96,37 @@ def notebook7(
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, launched by Playwright.
-
-    Playwright gives each launch a fresh temporary ``--user-data-dir`` of its own (it refuses
-    one in ``args``), and each test gets a fresh context on top of it.
-    """
+def playwright() -> Iterator[Any]:
+    """One Playwright for the whole browser suite: its sync API runs an event loop of its own,
+    so a second one in the same thread fails. Tests that need a differently launched Chromium
+    launch it from this one (see :func:`launch_chromium`)."""
     if not CHROMIUM.exists():
         pytest.fail(CHROMIUM_MISSING, pytrace=False)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with sync_playwright() as started:
+        yield started
+
+
+def launch_chromium(playwright: Any, *extra_args: str) -> Any:
+    """Debian's Chromium, headless, launched by Playwright with the suite's flags and more.
+
+    Playwright gives each launch a fresh temporary ``--user-data-dir`` of its own (it refuses
+    one in ``args``), and each test gets a fresh context on top of it.
+    """
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Any) -> Iterator[Any]:
+    """The suite's Chromium."""
+    launched = launch_chromium(playwright)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 @dataclass

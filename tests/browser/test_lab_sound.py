@@ -9,16 +9,13 @@ from typing import Any
 import pytest
 
 from ._jupyter import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CHROMIUM_MISSING,
     JupyterServer,
     NotebookDriver,
     wait_until,
     write_notebook,
 )
 from .checks import assert_video_plays
-from .conftest import save_screenshot
+from .conftest import launch_chromium, save_screenshot
 
 NOTEBOOK = "ltx2-sound.ipynb"
 CELLS = [
@@ -52,20 +49,13 @@ v => ({currentTime: v.currentTime, muted: v.muted, paused: v.paused,
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium as the package's ``browser`` fixture launches it, allowed to play sound."""
-    if not CHROMIUM.exists():
-        pytest.fail(CHROMIUM_MISSING, pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *SOUND_ARGS]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+def browser(playwright: Any) -> Iterator[Any]:
+    """Chromium as the suite launches it, allowed to play sound."""
+    launched = launch_chromium(playwright, *SOUND_ARGS)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 def test_an_ltx2_video_plays_with_sound(
