@@ -64,6 +64,7 @@ from ._models import (
     Update,
     UploadProgress,
 )
+from ._network import use_asyncio_network
 from ._retries import CallKind, RetryPolicy, parse_retry_after
 from ._schema import ValidatedInput, validate_with
 from ._text import value_repr
@@ -211,6 +212,9 @@ class QueueClient:
             limits=limits,
             headers={"User-Agent": USER_AGENT},
         )
+        if transport is None:
+            # httpx's own transport, its sockets on asyncio instead of anyio (see _network).
+            use_asyncio_network(self._http)
         #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
         self.stats: dict[str, int] = {
             "requests": 0,
@@ -454,8 +458,10 @@ class QueueClient:
         :class:`ProtocolError`; :meth:`watch` falls back to polling then.
         """
         try:
-            async for status in self._stream_once(endpoint_id, request_id, logs=logs):
-                yield status
+            stream = self._stream_once(endpoint_id, request_id, logs=logs)
+            async with contextlib.aclosing(stream):
+                async for status in stream:
+                    yield status
         except _StreamBroken as broken:
             raise ProtocolError(
                 f"the status stream broke: {broken}", request_id=request_id
@@ -517,11 +523,13 @@ class QueueClient:
         seen = 0
         if self.stream:
             try:
-                async for status in self._stream_once(endpoint_id, request_id, logs=logs):
-                    seen += len(status.logs or ())
-                    yield status
-                    if status.done:
-                        return
+                stream = self._stream_once(endpoint_id, request_id, logs=logs)
+                async with contextlib.aclosing(stream):
+                    async for status in stream:
+                        seen += len(status.logs or ())
+                        yield status
+                        if status.done:
+                            return
             except _StreamBroken:
                 self.stats["stream_fallbacks"] += 1
         outage_since: float | None = None
@@ -765,10 +773,12 @@ class QueueClient:
             if inspect.isawaitable(outcome):
                 await outcome
         yield Queued(handle.request_id, handle.queue_position)
-        async for update in self._follow(
+        updates = self._follow(
             endpoint_id, handle.request_id, deadline, logs=logs, position=handle.queue_position
-        ):
-            yield update
+        )
+        async with contextlib.aclosing(updates):
+            async for update in updates:
+                yield update
 
     async def follow(
         self,
@@ -783,8 +793,10 @@ class QueueClient:
         Used to resume a request after a kernel restart; the log starts from its beginning.
         """
         deadline = _Deadline(self, endpoint_id, timeout)
-        async for update in self._follow(endpoint_id, request_id, deadline, logs=logs):
-            yield update
+        updates = self._follow(endpoint_id, request_id, deadline, logs=logs)
+        async with contextlib.aclosing(updates):
+            async for update in updates:
+                yield update
 
     async def _follow(
         self,

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -327,8 +327,13 @@ class Job:
                     on_submit=self._on_submit,
                     on_upload=self._on_upload,
                 )
-            async for update in updates:
-                self._apply(update)
+            try:
+                async for update in updates:
+                    self._apply(update)
+                    if isinstance(update, Completed):
+                        break  # the result is in hand: what is left is tidying up
+            finally:
+                _close_later(updates)
             if self.result is None:
                 raise LtxError("the run ended without a result")
             if self.options.save_dir:
@@ -551,6 +556,18 @@ class Job:
             self.wait()
         assert self.result is not None
         return wait_future(self.session.runner.submit(self._client.read_file(self.result.url)))
+
+
+#: Updates being closed in the background (a task needs a reference to finish).
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(updates: AsyncIterator[Any]) -> None:
+    """Close a job's update stream on the loop without waiting for it: reading the status
+    stream to its end (so its connection is reused) must not delay the result."""
+    task = asyncio.ensure_future(updates.aclose())  # type: ignore[attr-defined]
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 async def _await_future(future: concurrent.futures.Future[VideoResult]) -> VideoResult:

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,18 @@ def kernels(tmp_path: Path) -> Iterator[Callable[[str], Any]]:
         km.shutdown_kernel(now=True)
 
 
+# Both cells start together (the test creates the go file once both are sent) and pace their
+# submits, so the two kernels' appends really interleave even on a busy machine.
 SUBMIT_ALL = """
+import os, time
 %load_ext ltx_jupyter
-jobs = [
-    get_ipython().run_line_magic("ltx", f"--no-wait --steps 1 --seed {{i}} kernel {tag} job {{i}}")
-    for i in range({jobs})
-]
+while not os.path.exists({go!r}):
+    time.sleep(0.005)
+jobs = []
+for i in range({jobs}):
+    line = f"--no-wait --steps 1 --seed {{i}} kernel {tag} job {{i}}"
+    jobs.append(get_ipython().run_line_magic("ltx", line))
+    time.sleep(0.01)
 """
 
 
@@ -84,8 +91,11 @@ def test_two_kernels_writing_one_history_at_once_lose_and_corrupt_nothing(
     a, b = kernels(server.url), kernels(server.url)
     # Both cells run at once: each kernel's submits and end-of-job updates land among the
     # other's.
-    ids_a = a.execute(SUBMIT_ALL.format(tag="A", jobs=JOBS), allow_stdin=False)
-    ids_b = b.execute(SUBMIT_ALL.format(tag="B", jobs=JOBS), allow_stdin=False)
+    go = tmp_path / "go"
+    ids_a = a.execute(SUBMIT_ALL.format(tag="A", jobs=JOBS, go=str(go)), allow_stdin=False)
+    ids_b = b.execute(SUBMIT_ALL.format(tag="B", jobs=JOBS, go=str(go)), allow_stdin=False)
+    time.sleep(0.5)  # both kernels are waiting at the line
+    go.touch()
     for kc, msg_id in ((a, ids_a), (b, ids_b)):
         reply = kc.get_shell_msg(timeout=120)
         while reply["parent_header"].get("msg_id") != msg_id:  # a reply to start-up's request
