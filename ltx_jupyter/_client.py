@@ -64,7 +64,6 @@ from ._models import (
     Update,
     UploadProgress,
 )
-from ._network import use_asyncio_network
 from ._retries import CallKind, RetryPolicy, parse_retry_after
 from ._schema import ValidatedInput, validate_with
 from ._text import value_repr
@@ -213,7 +212,10 @@ class QueueClient:
             headers={"User-Agent": USER_AGENT},
         )
         if transport is None:
-            # httpx's own transport, its sockets on asyncio instead of anyio (see _network).
+            # httpx's own transport, its sockets on asyncio instead of anyio (see _network; it
+            # imports httpcore, which httpx itself imports only when a transport is built).
+            from ._network import use_asyncio_network
+
             use_asyncio_network(self._http)
         #: Counters a user or benchmark can read: requests sent, retries, stream fallbacks.
         self.stats: dict[str, int] = {

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._history import redact_for_history
 from ._html import video_mimebundle
-from ._pricing import format_money
 from ._text import shorten
 
 if TYPE_CHECKING:
@@ -276,6 +275,8 @@ def entry_cost(entry: HistoryEntry) -> str | None:
     """A history entry's estimated cost as text (``$0.48``), or None when unknown."""
     if entry.cost is None:
         return None
+    from ._pricing import format_money
+
     return format_money(entry.cost, entry.currency or "USD")
 
 
@@ -292,6 +293,8 @@ def session_total(jobs: Sequence[Job]) -> str:
             unknown += 1
             continue
         totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
+    from ._pricing import format_money
+
     parts = [format_money(amount, currency) for currency, amount in sorted(totals.items())]
     text = f"this session: {len(jobs)} job{'s' if len(jobs) != 1 else ''}, estimated "
     text += " + ".join(parts) if parts else "$0.00"

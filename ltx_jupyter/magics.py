@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -38,9 +38,11 @@ from ._parsing import (
     split_line,
     usage_error,
 )
-from ._pricing import Estimate, format_money
 from ._schema import DEFAULT_ENDPOINT, check_input, lookup_schema, resolve_endpoint
 from ._text import value_repr
+
+if TYPE_CHECKING:
+    from ._pricing import Estimate
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -364,6 +366,8 @@ class LtxMagics(Magics):
         when a limit is set: it cannot be shown to be within it)."""
         if self.max_cost is None:
             return
+        from ._pricing import format_money
+
         limit = format_money(self.max_cost, "USD")
         if estimate.amount is None:
             raise UsageError(
