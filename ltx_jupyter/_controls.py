@@ -40,9 +40,7 @@ import copy
 import html
 import json
 import math
-import mimetypes
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,9 +80,6 @@ WARNING_COLOUR = "#d35400"
 MUTED_COLOUR = "#777"
 #: Text enums with at most this many values are toggle buttons; more make a dropdown.
 FEW_CHOICES = 4
-#: Uploads up to this size travel in the input as data: URIs (as the client inlines small
-#: local files); larger ones are kept in a file the client uploads when the job starts.
-INLINE_UPLOAD_BYTES = 256 * 1024
 #: An upload's preview travels to the browser again inside the HTML; past this size the
 #: control names the file instead of sending its bytes twice.
 PREVIEW_MAX_CHARS = 2_000_000
@@ -93,8 +88,7 @@ _COMPACT_LABEL_WIDTH = "150px"
 _NOT_SET = "not set"
 _CUSTOM = "custom size"
 _DATA_AUDIO = re.compile(r"data:audio/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}")
-_ACCEPT = {"image": "image/*", "video": "video/*", "audio": "audio/*", "file": ""}
-_upload_dir: Path | None = None
+_DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}", re.I)
 
 
 def coloured(text: str, colour: str) -> str:
@@ -642,33 +636,32 @@ class NumberControl(_NumberBase):
 # -- files -------------------------------------------------------------------------------------
 
 
-def _upload_folder() -> Path:
-    """Where large uploads wait until a job sends them (one folder per process)."""
-    global _upload_dir
-    if _upload_dir is None:
-        _upload_dir = Path(tempfile.mkdtemp(prefix="ltx-panel-uploads-"))
-    return _upload_dir
-
-
 class FileControl(FieldControl):
     """A file (``image_url``, ``video_url``, ``audio_url``...): an upload from the computer,
     or a URL, with a preview of the field's kind (image, video or audio).
 
-    An upload up to :data:`INLINE_UPLOAD_BYTES` becomes a data: URI; a larger one is kept in
-    a file that the client uploads to storage when the job starts (as for a local path given
-    to the magic). A URL typed in replaces the upload.
+    An upload arrives in chunks (:class:`~._file_picker.FilePicker`: any size, under Jupyter
+    Server's websocket message limit, its progress shown) and is kept in a file, whose path is
+    the field's value: the client then treats it as it treats ``--image PATH``, inlined as a
+    data: URI up to its ``data_uri_limit``, else uploaded to storage when the job starts. A
+    file that is not the kind the field wants (read from its first bytes) is refused with the
+    reason. A URL typed in replaces the upload.
     """
 
     kind = "file"
 
     def _inputs(self) -> list[widgets.Widget]:
+        from ._file_picker import FilePicker
+
         kind = self.field.file_kind or "file"
-        self.upload = widgets.FileUpload(
-            accept=_ACCEPT[kind],
-            multiple=False,
-            description=kind,
-            layout=widgets.Layout(width="auto", flex="0 0 auto"),
+        self.upload = FilePicker(
+            kind=None if kind == "file" else kind,  # type: ignore[arg-type]
+            field=self.name,
+            layout=widgets.Layout(flex="0 0 auto"),
         )
+        self.upload.on_start = self._upload_started
+        self.upload.on_file = self._upload_arrived
+        self.upload.on_refused = self._upload_refused
         self.url = widgets.Text(
             placeholder=f"or an https:// {'' if kind == 'file' else kind + ' '}URL",
             layout=widgets.Layout(width="auto", flex="1 1 auto", min_width="220px"),
@@ -676,7 +669,6 @@ class FileControl(FieldControl):
         self.uploaded: str | None = None
         self.uploaded_name: str | None = None
         self.upload_problem: str | None = None
-        self.upload.observe(self._upload_changed, "value")
         self.url.observe(self._url_changed, "value")
         self.url.add_class("ltx-input")
         return [self.upload, self.url]
@@ -687,35 +679,27 @@ class FileControl(FieldControl):
         )
         return [self.preview]
 
-    def _upload_changed(self, change: Mapping[str, Any]) -> None:
-        files: Sequence[Mapping[str, Any]] = change["new"]
-        if not files or self._quiet:
-            return
-        upload = files[-1]
-        name = str(upload.get("name") or "file")
-        content = bytes(upload["content"])
-        mime = str(upload.get("type") or mimetypes.guess_type(name)[0] or "")
-        kind = self.field.file_kind or "file"
-        self.uploaded_name = name
-        if kind != "file" and not mime.startswith(f"{kind}/"):
-            self.uploaded = None
-            self.upload_problem = f"{name} is not {_article(kind)} ({mime or 'unknown type'})"
-        elif len(content) <= INLINE_UPLOAD_BYTES:
-            encoded = base64.b64encode(content).decode("ascii")
-            self.uploaded = f"data:{mime or 'application/octet-stream'};base64,{encoded}"
-            self.upload_problem = None
-        else:
-            folder = _upload_folder() / f"{len(list(_upload_folder().iterdir())) + 1}"
-            folder.mkdir()
-            path = folder / Path(name).name
-            path.write_bytes(content)
-            self.uploaded = str(path)
-            self.upload_problem = None
+    # -- the picker's news (kernel thread) ---------------------------------------------------
+
+    def _upload_started(self, name: str, size: int) -> None:
+        self.upload_problem = None
+        self._changed()
+
+    def _upload_arrived(self, received: Any) -> None:
+        self.uploaded, self.uploaded_name = str(received.path), received.name
+        self.upload_problem = None
         self._quiet += 1
         try:
             self.url.value = ""
-            # The bytes are kept here now; the widget's state need not carry them too.
-            self.upload.value = ()
+        finally:
+            self._quiet -= 1
+        self._changed()
+
+    def _upload_refused(self, name: str, reason: str) -> None:
+        self.uploaded, self.uploaded_name, self.upload_problem = None, name, reason
+        self._quiet += 1
+        try:
+            self.url.value = ""
         finally:
             self._quiet -= 1
         self._changed()
@@ -727,6 +711,8 @@ class FileControl(FieldControl):
             self.uploaded = self.uploaded_name = self.upload_problem = None
         self._changed()
 
+    # -- the value -----------------------------------------------------------------------------
+
     @property
     def value(self) -> str | None:
         url = self.url.value.strip()
@@ -735,17 +721,23 @@ class FileControl(FieldControl):
     def _set(self, value: Any) -> bool:
         if value is not None and not isinstance(value, str):
             return False
-        self.uploaded = self.uploaded_name = self.upload_problem = None
-        if isinstance(value, str) and value.lower().startswith("data:"):
+        if isinstance(value, str) and value[:5].lower() == "data:":
+            if not _DATA_URI.fullmatch(value):
+                return False  # the history's stand-in for an inlined file, say: not its bytes
             # Kept out of the URL box: a data URI is an upload's bytes.
             self.url.value = ""
             self.uploaded, self.uploaded_name = value, "the loaded file"
         else:
+            self.uploaded = self.uploaded_name = None
             self.url.value = value or ""
+        self.upload_problem = None
         self._refresh_display()
         return True
 
     def problems(self) -> list[Problem]:
+        receiving = self.upload.receiving
+        if receiving is not None:
+            return [((), f"{receiving[0]} is still arriving from the browser; wait for it")]
         if self.upload_problem and not self.value:
             return [((), self.upload_problem)]
         return []
@@ -761,10 +753,7 @@ class FileControl(FieldControl):
         kind = self.field.file_kind or "file"
         found = image_kind(value)
         if found == "file":
-            size = Path(value).stat().st_size
-            return coloured(
-                f"{caption} ({size / 1e6:.1f} MB): uploaded when the job starts", MUTED_COLOUR
-            )
+            return self._file_preview(Path(value), caption or value, kind)
         if len(value) > PREVIEW_MAX_CHARS:
             return coloured(f"{caption} (too large to preview here)", MUTED_COLOUR)
         width = 160 if self.compact else 256
@@ -778,9 +767,35 @@ class FileControl(FieldControl):
             return coloured(caption or "", MUTED_COLOUR)
         return coloured(f"no preview: not an http(s) URL or a data:{kind}/ URI", MUTED_COLOUR)
 
+    def _file_preview(self, path: Path, caption: str, kind: str) -> str:
+        """A local file: its size and how the job will send it, under a picture of it when it
+        is an image small enough to show."""
+        from ._client import DEFAULT_DATA_URI_LIMIT
+        from ._files import HEAD_BYTES, sniff
 
-def _article(kind: str) -> str:
-    return {"image": "an image", "video": "a video", "audio": "an audio file"}.get(kind, kind)
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as handle:
+                head = handle.read(HEAD_BYTES)
+        except OSError as error:
+            return coloured(f"{caption} cannot be read ({error.strerror or error})", ERROR_COLOUR)
+        how = (
+            "sent inline when the job starts"
+            if size <= DEFAULT_DATA_URI_LIMIT
+            else "uploaded when the job starts"
+        )
+        text = coloured(f"{caption} ({size / 1e6:.1f} MB): {how}", MUTED_COLOUR)
+        sniffed = sniff(head)
+        if kind != "image" or "image" not in sniffed.kinds or size * 4 // 3 > PREVIEW_MAX_CHARS:
+            return text
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return text
+        src = f"data:{sniffed.content_type};base64,{base64.b64encode(data).decode('ascii')}"
+        width = 160 if self.compact else 256
+        picture = image_html(src, alt=caption, max_width=width, max_height=160)
+        return f"{picture}<div>{text}</div>"
 
 
 # -- sizes, objects, lists, JSON ------------------------------------------------------------------

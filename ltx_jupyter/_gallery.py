@@ -612,14 +612,24 @@ def open_gallery(
     )
 
 
-def gallery(magics: Any, words: list[str]) -> Gallery | None:
+def gallery(
+    magics: Any,
+    words: list[str],
+    *,
+    on_load: Callable[[str, dict[str, Any]], Any] | None = None,
+) -> Gallery | None:
     """``%ltx gallery`` for the magics: the gallery widget (interactive), or its first page as
-    plain HTML (headless)."""
+    plain HTML (headless). ``on_load`` is each tile's "load" (the open panel's)."""
     where, page_size = parse_gallery_words(words)
     has_kernel = getattr(magics.shell, "kernel", None) is not None
     headless = not has_kernel or magics._headless()
     view = open_gallery(
-        magics.session, where, page_size=page_size, shell=magics.shell, make_posters=not headless
+        magics.session,
+        where,
+        page_size=page_size,
+        on_load=on_load,
+        shell=magics.shell,
+        make_posters=not headless,
     )
     if headless:
         display(_GalleryPage(view))

@@ -12,7 +12,8 @@ Jobs report on the runner thread; the panel follows them only by assigning trait
 when a job's status, result or saved file changes, so a chatty log costs nothing here.
 
 Its layout is a list of named sections (:attr:`Panel.sections`); :meth:`Panel.add_section`
-puts another one in (a sweep row, say) without touching the rest.
+puts another one in without touching the rest. The sweep row (:mod:`._panel_sweep`) is one:
+one job per value of a field over the current input, its grid under the panel.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from ._errors import FieldError, LtxError
 from ._fal import default_openapi_url
 from ._form import EndpointForm
 from ._html import escape, video_html
-from ._jobs import Job, JobOptions, JobSession, JobStatus
+from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession, JobStatus
+from ._panel_sweep import SweepRow
 from ._parsing import magic_cell
 from ._pricing import Estimate, Prices, format_money
 from ._schema import (
@@ -173,7 +175,10 @@ class Panel(widgets.VBox):
     session. ``steps``, ``guidance`` and ``negative_prompt`` are defaults for those fields on
     every endpoint that has them; one the first endpoint does not accept raises
     ``ValueError`` naming it. ``max_cost`` (USD) disables Generate while the estimate is
-    higher, or unknown. Its text form is a status line, for frontends without widgets.
+    higher, or unknown. ``limit`` is the concurrency limit of its sweeps (a callable is
+    asked at each run; ``%ltx panel`` passes the magic's, so panel and magic sweeps share
+    one cap; default: a limit of its own, of 4). Its text form is a status line, for
+    frontends without widgets.
     """
 
     def __init__(
@@ -191,6 +196,7 @@ class Panel(widgets.VBox):
         timeout: float | None = None,
         max_cost: float | None = None,
         shell: Any = None,
+        limit: ConcurrencyLimit | Callable[[], ConcurrencyLimit] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.session = session if session is not None else JobSession()
@@ -221,6 +227,8 @@ class Panel(widgets.VBox):
             if value is not None
         }
         self.forms: dict[str, EndpointForm] = {}
+        #: The sweep row (built with the panel).
+        self.sweep_row: SweepRow | None = None
         self._warnings: dict[str, str] = {}
         self._loading = 0
         self._status_lock = threading.Lock()
@@ -260,6 +268,10 @@ class Panel(widgets.VBox):
         ]
         super().__init__(children=[widget for _name, widget in self.sections])
         self.add_class("ltx-panel")
+        sweep_row = SweepRow(self, limit=limit)
+        self.add_section("sweep", sweep_row, after="actions")
+        self.add_section("sweeps", sweep_row.grids_box, after="jobs")
+        self.sweep_row = sweep_row
         self._endpoint_changed()
         #: Seconds building the panel took here, in the kernel.
         self.build_seconds = time.perf_counter() - started
@@ -326,7 +338,7 @@ class Panel(widgets.VBox):
             description="Cancel",
             icon="stop",
             disabled=True,
-            tooltip="Cancel every run of this panel that has not ended",
+            tooltip="Cancel every run and sweep job of this panel that has not ended",
         )
         self.copy_button = widgets.Button(
             description="Copy as %%ltx",
@@ -509,6 +521,8 @@ class Panel(widgets.VBox):
         self.reuse_seed_button.layout.display = None if form.has(_SEED) else "none"
         self.tools.layout.display = None if presets or form.has(_SEED) else "none"
         self.endpoint_info.value = self._info_html()
+        if self.sweep_row is not None:
+            self.sweep_row.endpoint_changed()
         self._refresh()
         self._update_status()
 
@@ -641,6 +655,8 @@ class Panel(widgets.VBox):
         self.generate_button.tooltip = (
             "See the reason under the buttons" if blocked else f"Start a job on {self.endpoint}"
         )
+        if self.sweep_row is not None:
+            self.sweep_row.refresh()
 
     @staticmethod
     def _cost_html(estimate: Estimate) -> str:
@@ -713,11 +729,28 @@ class Panel(widgets.VBox):
             self._update_status()
 
     def cancel(self) -> list[Job]:
-        """Ask the server to cancel every run of this panel that has not ended; returns them."""
+        """Ask the server to cancel every run and sweep job of this panel that has not ended;
+        returns them."""
         running = [run.job for run in self.runs if not run.job.done]
         for job in running:
             job.cancel()
+        if self.sweep_row is not None:
+            running += self.sweep_row.cancel()
         return running
+
+    def run_sweep(self, **axes: str) -> Any:
+        """Set the sweep row's axes as typed (``panel.run_sweep(guidance_scale="3, 5, 7")``)
+        and run it over the current settings: the :class:`~._sweeps.Sweep`, its grid under
+        the panel (None when it cannot run: the row says why)."""
+        assert self.sweep_row is not None
+        if axes:
+            self.sweep_row.set_axes(**axes)
+        return self.sweep_row.run()
+
+    def _job_changed_in_sweep(self, job: Job) -> None:
+        """A sweep job changed (runner thread): the status line counts ended jobs."""
+        if job.done:
+            self._update_status()
 
     def load_run(self, run: PanelRun) -> None:
         """Put a run's endpoint and input back into the controls, and select the run."""
@@ -780,14 +813,23 @@ class Panel(widgets.VBox):
             counts.append(f"{running} running")
         if failed:
             counts.append(f"{failed} failed")
+        sweeps = self.sweep_row.status_words() if self.sweep_row is not None else ""
+        if sweeps:
+            counts.append(sweeps)
         return f"ltx panel · {self.endpoint} · {', '.join(counts)}"
 
     def _update_status(self) -> None:
         with self._status_lock:
             self.status.value = coloured(self.status_line(), MUTED_COLOUR)
-            self.cancel_button.disabled = all(run.job.done for run in self.runs)
+            sweeping = self.sweep_row is not None and self.sweep_row.running()
+            self.cancel_button.disabled = all(run.job.done for run in self.runs) and not sweeping
             source = self._seed_source()
             self.reuse_seed_button.disabled = source is None or source.seed is None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the widgets are gone from the frontend)."""
+        return self.comm is None
 
     def __repr__(self) -> str:
         return self.status_line()
@@ -804,6 +846,8 @@ class Panel(widgets.VBox):
             if run.listener is not None:
                 run.job.remove_listener(run.listener)
             run.view.close()
+        if self.sweep_row is not None:
+            self.sweep_row.close()
         for form in self.forms.values():
             form.close()
         close_tree(self, skip=tuple(run.view for run in self.runs))

@@ -577,13 +577,16 @@ class LtxMagics(Magics):
         else:
             print(f"ltx {entry.request_id} · {entry.status or 'unknown'} · no video recorded")
 
+    #: The last panel ``%ltx panel`` built: ``%ltx gallery``'s "load" fills it while it is open.
+    _last_panel: Any = None
+
     def _cmd_panel(self, words: list[str]) -> Any:
         from ._panel import Panel
 
         if words:
             raise UsageError("%ltx panel takes no arguments")
         try:
-            return Panel(
+            panel = Panel(
                 session=self.session,
                 endpoint=self.endpoint,
                 queue_url=self.queue_url,
@@ -596,9 +599,13 @@ class LtxMagics(Magics):
                 timeout=self.timeout,
                 max_cost=self.max_cost,
                 shell=self.shell,
+                # Asked at each sweep: %config LtxMagics.max_concurrent replaces the limit.
+                limit=lambda: self._limit,
             )
         except ValueError as error:
             raise UsageError(f"%ltx panel: {error}") from None
+        self._last_panel = panel
+        return panel
 
     def _cmd_endpoints(self, words: list[str]) -> None:
         """``%ltx endpoints [TEXT] [--refresh]``: the known endpoints (shipped, and cached from
@@ -745,10 +752,13 @@ class LtxMagics(Magics):
         return compare(self, words)
 
     def _cmd_gallery(self, words: list[str]) -> Any:
-        """``%ltx gallery [TEXT] [--endpoint ID] [--status S]``: every run in the history."""
+        """``%ltx gallery [TEXT] [--endpoint ID] [--status S]``: every run in the history; with
+        a panel of ``%ltx panel`` open, each tile's "load" puts its run into that panel."""
         from ._gallery import gallery
 
-        return gallery(self, words)
+        panel = self._last_panel
+        open_panel = panel is not None and not panel.closed
+        return gallery(self, words, on_load=panel.load_input if open_panel else None)
 
     @staticmethod
     def _one_id(command: str, words: list[str]) -> str:

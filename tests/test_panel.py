@@ -11,7 +11,6 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,13 @@ from nbclient import NotebookClient
 from ltx_jupyter import Job, JobStatus
 from ltx_jupyter._controls import FieldControl, field_title, shown_value
 from ltx_jupyter._endpoints import known_endpoints
+from ltx_jupyter._file_picker import FilePicker
 from ltx_jupyter._form import FIRST_FEW
 from ltx_jupyter._openapi import Field
 from ltx_jupyter._panel import Panel
 from ltx_jupyter._pricing import format_money, load_table
 from ltx_jupyter._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, lookup_schema
+from tests.picker_frontend import send_file
 from tests.shells import eventually, magics_of
 from tests.test_magics import make_shell, server_state, submits
 from tests.test_openapi import REF, document
@@ -67,19 +68,6 @@ def png_bytes(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (200,
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
-    )
-
-
-def upload_value(name: str, content: bytes, mime: str) -> tuple[dict[str, Any], ...]:
-    """A FileUpload value as ipywidgets 8 delivers it from the browser (deserialised)."""
-    return (
-        {
-            "name": name,
-            "type": mime,
-            "size": len(content),
-            "content": memoryview(content),
-            "last_modified": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
-        },
     )
 
 
@@ -170,7 +158,8 @@ def _check_control(control: FieldControl, spec: Field) -> None:
         assert [v for _l, v in dropdown.options] == [*spec.presets, "custom size"]
         assert len(of_type(control, widgets.IntText)) == 2  # width, height
     elif spec.file_kind is not None:
-        (upload,) = of_type(control, widgets.FileUpload)
+        # anywidget makes each instance's class a subclass of its own
+        (upload,) = [w for w in widgets_in(control) if isinstance(w, FilePicker)]
         assert upload.accept == {"image": "image/*", "video": "video/*", "audio": "audio/*"}.get(
             spec.file_kind, ""
         )
@@ -398,11 +387,11 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
     # Files: an upload or a URL, previewed by kind.
     image = panel.control("image_url")
     picture = png_bytes()
-    image.upload.value = upload_value("frame.png", picture, "image/png")
+    send_file(image, "frame.png", picture)
     data_uri = "data:image/png;base64," + base64.b64encode(picture).decode("ascii")
-    assert image.value == data_uri
+    assert Path(image.value).name == "frame.png" and Path(image.value).read_bytes() == picture
     assert f'<img src="{data_uri}" alt="frame.png"' in image.preview.value
-    assert image.upload.value == (), "the bytes leave the widget's state"
+    assert "frame.png (0.0 MB): sent inline when the job starts" in text_of(image.preview)
     sound = panel.control("audio_url")
     sound.url.value = "https://example.com/theme.mp3"
     assert '<audio controls preload="metadata" src="https://example.com/theme.mp3">' in (
@@ -439,7 +428,7 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
         "shift": 2.5,
         "seed": 31,
         "loop": True,
-        "image_url": data_uri,
+        "image_url": image.value,
         "audio_url": "https://example.com/theme.mp3",
         "video_size": {"width": 96, "height": 64},
         "loras": [{"path": "https://example.com/clay.safetensors", "scale": 0.6}],
@@ -450,7 +439,8 @@ def test_a_document_the_package_does_not_ship_is_fetched_and_every_control_works
 
     job = finished(panel.generate())
     assert job.status == JobStatus.COMPLETED, job.error
-    assert received(server, job) == expected
+    # The small upload goes inline, as the client sends a small --image file.
+    assert received(server, job) == {**expected, "image_url": data_uri}
 
 
 def test_an_endpoint_without_a_schema_gets_a_prompt_and_a_json_box_and_says_so(make_panel, env):
@@ -565,8 +555,12 @@ def test_invalid_values_mark_their_control_and_disable_generate_with_the_reason(
     assert "image_url: is required" in image.error_text
     image.url.value = "ftp://example.com/frame.png"
     assert "must be an http(s) URL" in image.error_text
-    image.upload.value = upload_value("notes.txt", b"not a picture", "text/plain")
-    assert image.error_text == "image_url: notes.txt is not an image (text/plain)"
+    replies = send_file(image, "notes.txt", b"not a picture")
+    assert replies[-1]["event"] == "refused"
+    assert image.error_text == (
+        "image_url: notes.txt is not an image: it is text; give a JPEG, PNG, WebP, GIF, BMP, "
+        "TIFF, HEIC or AVIF file"
+    )
     assert image.url.value == "", "an upload replaces the URL"
     assert panel.generate_button.disabled
     image.url.value = "https://example.com/frame.png"
@@ -712,15 +706,17 @@ def test_the_text_form_is_one_status_line_saying_widgets_are_needed(make_panel):
 def test_a_section_can_be_added_without_touching_the_others(make_panel):
     panel = make_panel()
     names = [name for name, _w in panel.sections]
-    assert names == ["endpoint", "form", "tools", "actions", "status", "jobs", "history"]
-    row = widgets.HTML("sweep row")
-    panel.add_section("sweep", row, after="actions")
+    assert names == [
+        "endpoint", "form", "tools", "actions", "sweep", "status", "jobs", "sweeps", "history"
+    ]  # fmt: skip
+    row = widgets.HTML("notes")
+    panel.add_section("notes", row, after="actions")
     assert panel.children[names.index("actions") + 1] is row
-    assert panel.section("sweep") is row
-    with pytest.raises(ValueError, match="already has a section 'sweep'"):
-        panel.add_section("sweep", row)
+    assert panel.section("notes") is row
+    with pytest.raises(ValueError, match="already has a section 'notes'"):
+        panel.add_section("notes", row)
     panel.endpoint_choice.value = LTX2  # a switch keeps the added section
-    assert panel.section("sweep") in panel.children
+    assert panel.section("notes") in panel.children
 
 
 def test_reusing_a_seed_and_loading_from_history_restore_the_run_exactly(make_panel):
@@ -800,9 +796,7 @@ def _set_up(panel: Panel, endpoint: str) -> None:
         panel.control("num_frames").box.value = 49
     elif endpoint == LTX2_I2V:
         prompt.text.value = "The frame comes alive"
-        panel.control("image_url").upload.value = upload_value(
-            "frame.png", png_bytes(), "image/png"
-        )
+        send_file(panel.control("image_url"), "frame.png", png_bytes())
     if seed is not None:
         seed.unset.value = False
         seed.box.value = 123456789
@@ -839,7 +833,11 @@ def test_copy_as_ltx_gives_a_cell_that_sends_exactly_the_panels_input(make_shell
     assert copied.status == JobStatus.COMPLETED, copied.error
     assert copied.endpoint == endpoint
     assert copied.input == arguments
-    assert received(env, copied) == json.loads(json.dumps(arguments))
+    sent = json.loads(json.dumps(arguments))
+    if endpoint == LTX2_I2V:  # the uploaded file, small: inlined when the job starts
+        assert "--image /" in cell
+        sent["image_url"] = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    assert received(env, copied) == sent
 
     # The run's own copy, from the history, sends it again too.
     job = finished(panel.generate())
@@ -867,7 +865,7 @@ def test_a_large_upload_is_kept_in_a_file_the_client_uploads(make_shell, env):
     panel = shell.run_line_magic("ltx", "panel")
     panel.endpoint_choice.value = IMAGE_TO_VIDEO
     picture = png_bytes(400, 400) + b"\0" * 300_000  # past the inline limit
-    panel.control("image_url").upload.value = upload_value("big.png", picture, "image/png")
+    send_file(panel.control("image_url"), "big.png", picture, chunk=64 * 1024)
     path = panel.arguments()["image_url"]
     assert Path(path).read_bytes() == picture
     assert "big.png (0.3 MB): uploaded when the job starts" in text_of(
