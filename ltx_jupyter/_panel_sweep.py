@@ -108,7 +108,7 @@ class SweepRow(widgets.VBox):
             description="add axis",
             icon="plus",
             tooltip=f"Vary another field (up to {MAX_AXES}: rows, columns, tabs of the grid)",
-            layout=widgets.Layout(width="auto"),
+            layout=widgets.Layout(width="auto", align_self="flex-start"),
         )
         self.add_button.on_click(lambda _button: self.add_axis())
         self.run_button = widgets.Button(

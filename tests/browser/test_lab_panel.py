@@ -1,8 +1,8 @@
 """The ``%ltx panel`` form in JupyterLab, in Chromium: an LTX-2 endpoint picked, set and run to
-a playing clip (with the re-render and opening times measured); a 13B endpoint with a LoRA row
-that the server receives, and an out-of-range value that turns Generate off with the reason;
-markup shown as text; Cancel. The screenshots of the panel on two families go to
-``docs/screenshots/`` for the README."""
+a clip that plays with its sound (with the re-render and opening times measured); a 13B
+endpoint with a LoRA row that the server receives, and an out-of-range value that turns
+Generate off with the reason; markup shown as text; Cancel. The screenshots of the panel on
+two families go to ``docs/screenshots/`` for the README."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from .notebooks import XSS_PROMPT
 from .panel_driver import PanelDriver, ltx2_main_path
 from .test_lab_magic import server_request
 
+# Chromium allowed to play sound without a click, its audio tracks exposed (this module's
+# ``browser``), and the page-side sound checks, as the LTX-2 sound test uses them.
+from .test_lab_sound import PLAY_WITH_SOUND, SOUND_STATE, browser
+
+__all__ = ["browser"]  # a fixture, used by name
+
 SCREENSHOTS = REPO / "docs" / "screenshots"
 LTX13B = "fal-ai/ltx-video-13b-distilled"
 LORA = "https://example.com/loras/clay-style.safetensors"
@@ -23,7 +29,23 @@ LORA = "https://example.com/loras/clay-style.safetensors"
 def test_an_ltx2_endpoint_picked_and_set_in_the_panel_plays_its_clip(
     page: Any, lab: JupyterServer, artifacts: Path
 ) -> None:
-    panel, _video = ltx2_main_path(page, lab, "panel.ipynb", artifacts, "lab")
+    panel, video = ltx2_main_path(page, lab, "panel.ipynb", artifacts, "lab")
+    # The clip plays with its sound: unmuted, audio decoded, one audio track, time moving.
+    video.evaluate(PLAY_WITH_SOUND)
+    state = wait_until(
+        lambda: s if (s := video.evaluate(SOUND_STATE))["audioBytes"] > 0 else None,
+        20,
+        "the panel's LTX-2 clip decoded no sound",
+    )
+    state = wait_until(
+        lambda: (
+            s if (s := video.evaluate(SOUND_STATE))["currentTime"] > state["currentTime"] else None
+        ),
+        20,
+        "the clip did not play on with its sound on",
+    )
+    assert state["error"] is None and not state["muted"] and not state["paused"], state
+    assert state["audioTracks"] == 1, state
     history = panel.root.locator(".ltx-history-entry").first
     history.locator("video").wait_for()
     assert "duration: 8" in history.inner_text() and "resolution: 1440p" in history.inner_text()
