@@ -42,6 +42,13 @@ function render({ model, el }) {
   input.className = "ltx-file-input";
   input.style.display = "none";
   button.append(icon, label, input);
+  button.tabIndex = 0; // reachable by keyboard: Enter or Space opens the chooser
+  button.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      input.click();
+    }
+  });
 
   const bar = document.createElement("progress");
   bar.className = "ltx-file-progress";
