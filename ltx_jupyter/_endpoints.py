@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import SchemaDocumentError
 from ._openapi import EndpointSchema, parse_document
+from ._text import shorten
 
 if TYPE_CHECKING:
     import httpx
@@ -610,11 +611,9 @@ def _check_size(body: bytearray, endpoint_id: str) -> None:
 
 
 def _reason(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = shorten(str(exc), 120)
     name = type(exc).__name__
-    if not text:
-        return name
-    return f"{name}: {text[:120]}"
+    return f"{name}: {text}" if text else name
 
 
 def _shown_url(url: str) -> str:
