@@ -31,6 +31,8 @@ set_value` says whether it can show it); and shows under itself why a value is r
 value is judged by the schema (the panel validates the whole input); a control only reports
 what the schema cannot see (:meth:`FieldControl.problems`: text that is not JSON, an upload of
 the wrong kind).
+
+:func:`offer_cell` is what the panel and the gallery share to hand a ``%%ltx`` cell on.
 """
 
 from __future__ import annotations
@@ -1082,6 +1084,20 @@ def close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...] = ()) ->
             close_tree(child, skip)
     # Widget.close itself: a container's own close may do more (the panel stops its jobs).
     widgets.Widget.close(widget)
+
+
+def offer_cell(text: str, shown_in: widgets.Textarea, shell: Any = None) -> None:
+    """Show ``text`` in ``shown_in`` and make it the next cell (of ``shell``, default the
+    running IPython's): in a notebook a click reaches the next cell only with the next
+    execution's reply, so the text stays in view until then."""
+    shown_in.value = text
+    shown_in.layout.display = None
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is not None:
+        shell.set_next_input(text)
 
 
 def control_for(

@@ -29,7 +29,14 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
-from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, same_value
+from ._controls import (
+    ERROR_COLOUR,
+    MUTED_COLOUR,
+    close_tree,
+    coloured,
+    offer_cell,
+    same_value,
+)
 from ._display import job_caption, video_source
 from ._endpoints import EndpointInfo, family_of, known_endpoints
 from ._errors import FieldError, LtxError
@@ -782,15 +789,7 @@ class Panel(widgets.VBox):
         else:
             text = magic_cell(self.endpoint, self.arguments())
         self.last_copied = text
-        self.copied_cell.value = text
-        self.copied_cell.layout.display = None
-        shell = self.shell
-        if shell is None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        if shell is not None:
-            shell.set_next_input(text)
+        offer_cell(text, self.copied_cell, self.shell)
         return text
 
     def _select(self, run: PanelRun | None) -> None:
