@@ -828,6 +828,16 @@ class JobSession:
         matches = [j for j in self.jobs if j.request_id and j.request_id.startswith(job_id)]
         return matches[-1] if len(matches) == 1 else None
 
+    def recorded(self, request_id: str) -> HistoryEntry:
+        """The history's entry for a request no job of this session follows (by id or id
+        prefix); ``ValueError`` saying where it looked when there is none, or several."""
+        entry = self.history.get(request_id)
+        if entry is None:
+            raise ValueError(
+                f"no job {request_id!r} in this session or in the history ({self.history.path})"
+            )
+        return entry
+
     def cancel_all(self) -> list[Job]:
         """Ask the server to cancel every job of this session that has not ended (and was
         not asked already); returns them."""

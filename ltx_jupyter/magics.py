@@ -769,15 +769,9 @@ class LtxMagics(Magics):
 
     def _history_entry(self, request_id: str) -> Any:
         try:
-            entry = self.session.history.get(request_id)
+            return self.session.recorded(request_id)
         except ValueError as error:
             raise UsageError(f"%ltx: {error}") from None
-        if entry is None:
-            raise UsageError(
-                f"%ltx: no job {request_id!r} in this session or in the history "
-                f"({self.session.history.path})"
-            )
-        return entry
 
     def close(self) -> None:
         """Stop following jobs (remote requests go on) and stop the worker thread."""
