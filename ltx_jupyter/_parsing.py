@@ -32,6 +32,7 @@ from ._schema import (
 )
 
 if TYPE_CHECKING:
+    from ._endpoints import SchemaLookup
     from ._openapi import EndpointSchema
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "FieldOption",
     "RunRequest",
     "build_request",
+    "image_target",
     "magic_cell",
     "option_for_field",
     "parse_lora",
@@ -285,6 +287,18 @@ def _option_values(args: argparse.Namespace) -> list[tuple[FieldOption, Any]]:
     return given
 
 
+def image_target(
+    endpoint: str, lookup: SchemaLookup, openapi_url: str | None
+) -> tuple[str, SchemaLookup] | None:
+    """Where a request for ``endpoint`` given an image goes, with its schema: the endpoint
+    itself when it takes one (or its schema is unknown), else its family's image-to-video
+    endpoint; None when it has none."""
+    if lookup.schema is None or lookup.schema.field("image_url") is not None:
+        return endpoint, lookup
+    sibling = image_sibling(endpoint)
+    return (sibling, lookup_schema(sibling, url=openapi_url)) if sibling is not None else None
+
+
 def build_request(
     args: argparse.Namespace,
     prompt: str,
@@ -314,17 +328,17 @@ def build_request(
     except LtxError as error:
         raise usage_error(error) from None
     lookup = lookup_schema(endpoint, url=openapi_url)
-    schema = lookup.schema
-    if args.image is not None and schema is not None and schema.field("image_url") is None:
-        sibling = image_sibling(endpoint)
-        if sibling is None:
+    if args.image is not None:
+        target = image_target(endpoint, lookup, openapi_url)
+        if target is None:
             raise UsageError(
                 f"%ltx: --image: {endpoint} takes no image and has no image-to-video "
                 "endpoint in its family; choose one with --endpoint (%ltx endpoints lists them)"
             )
-        notes.append(f"--image: using {sibling}, the image-to-video endpoint of {endpoint}")
-        endpoint, lookup = sibling, lookup_schema(sibling, url=openapi_url)
-        schema = lookup.schema
+        if target[0] != endpoint:
+            notes.append(f"--image: using {target[0]}, the image-to-video endpoint of {endpoint}")
+            endpoint, lookup = target
+    schema = lookup.schema
 
     arguments: dict[str, Any] = {}
     if schema is not None:

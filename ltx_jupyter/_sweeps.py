@@ -40,13 +40,13 @@ from ._parsing import (
     _set,
     _target_field,
     build_request,
+    image_target,
     usage_error,
 )
 from ._pricing import format_money
 from ._runner import async_wrap, wait_future
 from ._schema import (
     ValidatedInput,
-    image_sibling,
     lookup_schema,
     resolve_endpoint,
     validate_with,
@@ -279,7 +279,8 @@ class SweepCell:
         return self.input.endpoint_id
 
 
-def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -> str:
+def _totals(amounts: Iterable[tuple[float | None, str | None]]) -> tuple[dict[str, float], int]:
+    """The total per currency of ``(amount, currency)`` pairs, and how many have no price."""
     totals: dict[str, float] = {}
     unknown = 0
     for amount, currency in amounts:
@@ -287,6 +288,11 @@ def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -
             unknown += 1
         else:
             totals[currency] = totals.get(currency, 0.0) + amount
+    return totals, unknown
+
+
+def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -> str:
+    totals, unknown = _totals(amounts)
     parts = [format_money(value, currency) for currency, value in sorted(totals.items())]
     text = " + ".join(parts) if parts else ("price unknown" if unknown else "$0.00")
     text += f" for {jobs} job{'s' if jobs != 1 else ''}"
@@ -308,15 +314,7 @@ class SweepPlan:
 
     def total(self) -> tuple[dict[str, float], int]:
         """The estimated total per currency, and how many cells have no known price."""
-        totals: dict[str, float] = {}
-        unknown = 0
-        for cell in self.cells:
-            estimate = cell.estimate
-            if estimate.amount is None or estimate.currency is None:
-                unknown += 1
-            else:
-                totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
-        return totals, unknown
+        return _totals((c.estimate.amount, c.estimate.currency) for c in self.cells)
 
     def total_text(self) -> str:
         """``$0.60 for 6 jobs`` (and how many have no known price)."""
@@ -353,12 +351,10 @@ def _adapted_first(axis: SweepAxis) -> Any:
 def _request_schema(args: argparse.Namespace, endpoint: str, openapi_url: str | None) -> Any:
     """The schema the request for ``endpoint`` will use (its image-to-video sibling's when an
     image is given to an endpoint that takes none), as :func:`build_request` decides."""
-    schema = lookup_schema(endpoint, url=openapi_url).schema
-    if args.image is not None and schema is not None and schema.field("image_url") is None:
-        sibling = image_sibling(endpoint)
-        if sibling is not None:
-            schema = lookup_schema(sibling, url=openapi_url).schema
-    return schema
+    lookup = lookup_schema(endpoint, url=openapi_url)
+    if args.image is not None:
+        lookup = (image_target(endpoint, lookup, openapi_url) or (endpoint, lookup))[1]
+    return lookup.schema
 
 
 def plan_from_args(
