@@ -46,7 +46,9 @@ __all__ = [
     "parse_lora",
     "parse_number",
     "parse_size",
+    "set_field",
     "split_line",
+    "target_field",
     "usage_error",
 ]
 
@@ -256,7 +258,7 @@ def _endpoint_fields(schema: EndpointSchema) -> str:
     return ", ".join(schema.field_names)
 
 
-def _target_field(option: FieldOption, schema: EndpointSchema | None) -> str | None:
+def target_field(option: FieldOption, schema: EndpointSchema | None) -> str | None:
     """The field ``option`` sets on the endpoint: the first it has; without a schema, the
     option's first field (nothing can be checked)."""
     if schema is None:
@@ -269,7 +271,8 @@ def _target_field(option: FieldOption, schema: EndpointSchema | None) -> str | N
     return None
 
 
-def _set(arguments: dict[str, Any], name: str, value: Any) -> None:
+def set_field(arguments: dict[str, Any], name: str, value: Any) -> None:
+    """Set the field ``name`` of ``arguments``; a dotted name sets a field of an object field."""
     head, _, tail = name.partition(".")
     if tail:
         arguments[head] = {**(arguments.get(head) or {}), tail: value}
@@ -350,7 +353,7 @@ def build_request(
         raise UsageError("%ltx: the prompt is the cell body; do not pass it with --param")
     explicit: dict[str, Any] = {"prompt": prompt}
     for option, value in _option_values(args):
-        name = _target_field(option, schema)
+        name = target_field(option, schema)
         if name is None:
             assert schema is not None
             raise UsageError(
@@ -361,7 +364,7 @@ def build_request(
             raise UsageError(
                 f"%ltx: {name.split('.')[0]} is given twice, by {option.flag} and --param"
             )
-        _set(explicit, name, value)
+        set_field(explicit, name, value)
     arguments.update(params)
     arguments.update(explicit)
 
@@ -421,7 +424,7 @@ def magic_cell(endpoint: str, arguments: Mapping[str, Any]) -> str:
 def _field_words(name: str, value: Any, schema: EndpointSchema | None) -> list[str]:
     option = _OPTION_OF_FIELD.get(name)
     if option is not None:
-        target = _target_field(option, schema)
+        target = target_field(option, schema)
         if target == name:
             written = _option_words(option, value)
             if written is not None:

@@ -37,10 +37,10 @@ from ._parsing import (
     OPTIONS,
     FieldOption,
     RunRequest,
-    _set,
-    _target_field,
     build_request,
     image_target,
+    set_field,
+    target_field,
     usage_error,
 )
 from ._pricing import format_money
@@ -122,7 +122,7 @@ class SweepAxis:
             return None
         option = self.option
         if option is not None:
-            return _target_field(option, schema)
+            return target_field(option, schema)
         if schema is None or schema.field(self.name) is not None:
             return self.name
         return None
@@ -423,7 +423,7 @@ def _base_request(
         # Each endpoint is sent only the fields it has.
         for option in OPTIONS:
             value = getattr(base, option.dest, None)
-            if value not in (None, []) and _target_field(option, schema) is None:
+            if value not in (None, []) and target_field(option, schema) is None:
                 setattr(base, option.dest, None)
                 notes.append(f"{shown} has no {' or '.join(option.fields)}: {option.flag} not sent")
         kept = []
@@ -518,7 +518,7 @@ def _combine(
         for axis, value in zip(axes, key, strict=True):
             name = axis.field_on(lookup.schema)
             if name is not None:
-                _set(arguments, name, axis.field_value(value))
+                set_field(arguments, name, axis.field_value(value))
         try:
             validated = validate_with(lookup, arguments, strict=strict)
         except LtxError as error:
