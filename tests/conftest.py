@@ -153,3 +153,21 @@ def ltx_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     for shell in shells:
         shell.run_line_magic("unload_ext", "ltx_jupyter")
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def make_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A fresh InteractiveShell with the extension loaded, pointed at a server (``LtxMagics``
+    config as keywords), working in a temporary folder with its own history and no
+    credentials."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    def make(server: Any, **config: Any) -> Any:
+        return ltx_shell(server.url, **config)
+
+    return make

@@ -23,10 +23,10 @@ from tests.faultproxy import FaultProxy
 from tests.photos import PHOTO_BYTES, write_photo
 from tests.picker_frontend import PickerFrontEnd, send_file
 from tests.shells import eventually
-from tests.test_magics import make_shell, server_state, submits
+from tests.test_magics import server_state, submits
 from tests.test_panel import env, png_bytes, text_of
 
-__all__ = ["env", "make_shell"]  # fixtures, used by name
+__all__ = ["env"]  # a fixture, used by name
 
 UPLOADING = re.compile(r"uploading (\d+\.\d) / (\d+\.\d) MB")
 EXTEND = "fal-ai/ltxv-13b-098-distilled/extend"
