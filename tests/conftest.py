@@ -171,3 +171,30 @@ def make_shell(
         return ltx_shell(server.url, **config)
 
     return make
+
+
+@pytest.fixture
+def start_kernel(tmp_path: Path) -> Iterator[Callable[..., tuple[Any, Any]]]:
+    """Start real IPython kernels (jupyter_client) whose ltx-jupyter talks to the queue at
+    ``queue_url``, in ``tmp_path`` with its history there and no ``FAL_KEY`` (``env``: more
+    variables); each is ``(manager, client)``, shut down after the test."""
+    from jupyter_client.manager import start_new_kernel
+
+    started = []
+
+    def start(queue_url: str, **env: str) -> tuple[Any, Any]:
+        environ = {
+            **os.environ,
+            "LTX_QUEUE_URL": queue_url,
+            "LTX_HISTORY_FILE": str(tmp_path / "history.jsonl"),
+            **env,
+        }
+        environ.pop("FAL_KEY", None)
+        km, kc = start_new_kernel(kernel_name="python3", env=environ, cwd=str(tmp_path))
+        started.append((km, kc))
+        return km, kc
+
+    yield start
+    for km, kc in started:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
