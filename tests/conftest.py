@@ -198,3 +198,13 @@ def start_kernel(tmp_path: Path) -> Iterator[Callable[..., tuple[Any, Any]]]:
     for km, kc in started:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 20 MB JPEG (``tests/photos.py``), as a phone takes them: the upload tests send it."""
+    from .photos import PHOTO_BYTES, write_photo
+
+    path = write_photo(tmp_path_factory.mktemp("photos") / "phone photo.jpg")
+    assert path.stat().st_size >= PHOTO_BYTES
+    return path

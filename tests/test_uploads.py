@@ -25,19 +25,11 @@ from ltx_jupyter._files import check_local_files, sniff
 from ltx_jupyter.server.video import write_mp4
 
 from .faultproxy import FaultProxy
-from .photos import PHOTO_BYTES, write_photo
+from .photos import write_photo
 from .shells import eventually, magics_of
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base=0.01, cap=0.05)
 UPLOADING = re.compile(r"uploading (\d+\.\d) / (\d+\.\d) MB")
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 20 MB JPEG."""
-    path = write_photo(tmp_path_factory.mktemp("photos") / "phone photo.jpg")
-    assert path.stat().st_size >= PHOTO_BYTES
-    return path
 
 
 @pytest.fixture(scope="module")
