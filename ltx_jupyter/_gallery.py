@@ -31,7 +31,7 @@ from ._display import entry_cost, video_caption
 from ._fal import split_endpoint_id
 from ._html import escape, image_html, is_http_url, video_html
 from ._parsing import magic_cell
-from ._schema import resolve_endpoint
+from ._schema import resolve_endpoint, short_endpoint
 from ._text import shorten
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ class Gallery(widgets.VBox):
 
     def _info_html(self, entry: HistoryEntry) -> str:
         status = str(self._status(entry))
-        endpoint = entry.endpoint.removeprefix("fal-ai/")
+        endpoint = short_endpoint(entry.endpoint)
         muted = f'<div style="font-size: 11px; color: {_MUTED}">{{}}</div>'
         return (
             f'<div style="font-size: 12px">{escape(shorten(entry.prompt, 120))}</div>'
@@ -513,7 +513,7 @@ class Gallery(widgets.VBox):
         for entry in self.page_entries():
             lines.append(
                 f"{entry.request_id[:8]}  {self._status(entry):9}  "
-                f"{entry.endpoint.removeprefix('fal-ai/')}  {shorten(entry.prompt, 50)}"
+                f"{short_endpoint(entry.endpoint)}  {shorten(entry.prompt, 50)}"
             )
         return "\n".join(lines)
 

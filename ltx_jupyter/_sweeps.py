@@ -49,6 +49,7 @@ from ._schema import (
     ValidatedInput,
     lookup_schema,
     resolve_endpoint,
+    short_endpoint,
     validate_with,
 )
 from ._text import shorten
@@ -137,7 +138,7 @@ class SweepAxis:
     def label(self, value: Any) -> str:
         """``value`` as a grid heading shows it."""
         if self.is_endpoint and isinstance(value, str):
-            return value.removeprefix("fal-ai/")
+            return short_endpoint(value)
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping) and set(value) == {"width", "height"}:
@@ -418,7 +419,7 @@ def _base_request(
     base.endpoint = endpoint
     base.param = list(args.param or ())
     schema = _request_schema(base, endpoint, openapi_url) if varies_endpoint else None
-    shown = endpoint.removeprefix("fal-ai/")
+    shown = short_endpoint(endpoint)
     if varies_endpoint and schema is not None:
         # Each endpoint is sent only the fields it has.
         for option in OPTIONS:
@@ -474,7 +475,7 @@ def plan_sweep(
         for name in list(arguments):
             if schema is not None and schema.field(name) is None and endpoint_axis is not None:
                 del arguments[name]
-                notes.append(f"{endpoint_id.removeprefix('fal-ai/')} has no {name}: not sent")
+                notes.append(f"{short_endpoint(endpoint_id)} has no {name}: not sent")
         bases[value] = (arguments, lookup)
     plan = _combine(axes, bases, session=session, queue_url=queue_url, strict=strict)
     return SweepPlan(plan.axes, plan.cells, (*notes, *plan.notes))
