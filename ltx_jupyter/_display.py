@@ -285,19 +285,14 @@ def session_total(jobs: Sequence[Job]) -> str:
     have none."""
     if not jobs:
         return ""
-    totals: dict[str, float] = {}
-    unknown = 0
-    for job in jobs:
-        estimate = job.estimate
-        if estimate is None or estimate.amount is None or estimate.currency is None:
-            unknown += 1
-            continue
-        totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
-    from ._pricing import format_money
+    from ._pricing import add_up, format_totals
 
-    parts = [format_money(amount, currency) for currency, amount in sorted(totals.items())]
+    totals, unknown = add_up(
+        (job.estimate.amount, job.estimate.currency) if job.estimate else (None, None)
+        for job in jobs
+    )
     text = f"this session: {len(jobs)} job{'s' if len(jobs) != 1 else ''}, estimated "
-    text += " + ".join(parts) if parts else "$0.00"
+    text += format_totals(totals) or "$0.00"
     if unknown:
         text += f" ({unknown} with no known price)"
     return text

@@ -55,11 +55,13 @@ __all__ = [
     "Prices",
     "TableEntry",
     "UnitPrice",
+    "add_up",
     "aget_prices",
     "cache_path",
     "default_cache_dir",
     "estimate",
     "format_money",
+    "format_totals",
     "get_prices",
     "load_table",
 ]
@@ -574,6 +576,23 @@ def format_money(amount: float, currency: str, *, unit: bool = False) -> str:
         text = f"{amount:.2f}"
     symbol = _CURRENCY_SYMBOLS.get(currency)
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def add_up(amounts: Iterable[tuple[float | None, str | None]]) -> tuple[dict[str, float], int]:
+    """The total per currency of ``(amount, currency)`` pairs, and how many have no price."""
+    totals: dict[str, float] = {}
+    unknown = 0
+    for amount, currency in amounts:
+        if amount is None or currency is None:
+            unknown += 1
+        else:
+            totals[currency] = totals.get(currency, 0.0) + amount
+    return totals, unknown
+
+
+def format_totals(totals: Mapping[str, float]) -> str:
+    """``$0.60 + 1.20 EUR``: each currency's total, in the currencies' order; "" for none."""
+    return " + ".join(format_money(amount, currency) for currency, amount in sorted(totals.items()))
 
 
 # -- fal's pricing API, with a day's cache -----------------------------------------------------

@@ -43,7 +43,7 @@ from ._parsing import (
     target_field,
     usage_error,
 )
-from ._pricing import format_money
+from ._pricing import add_up, format_money, format_totals
 from ._runner import async_wrap, wait_future
 from ._schema import (
     ValidatedInput,
@@ -280,24 +280,11 @@ class SweepCell:
         return self.input.endpoint_id
 
 
-def _totals(amounts: Iterable[tuple[float | None, str | None]]) -> tuple[dict[str, float], int]:
-    """The total per currency of ``(amount, currency)`` pairs, and how many have no price."""
-    totals: dict[str, float] = {}
-    unknown = 0
-    for amount, currency in amounts:
-        if amount is None or currency is None:
-            unknown += 1
-        else:
-            totals[currency] = totals.get(currency, 0.0) + amount
-    return totals, unknown
-
-
 def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -> str:
-    totals, unknown = _totals(amounts)
-    parts = [format_money(value, currency) for currency, value in sorted(totals.items())]
-    text = " + ".join(parts) if parts else ("price unknown" if unknown else "$0.00")
+    totals, unknown = add_up(amounts)
+    text = format_totals(totals) or ("price unknown" if unknown else "$0.00")
     text += f" for {jobs} job{'s' if jobs != 1 else ''}"
-    if unknown and parts:
+    if unknown and totals:
         text += f" ({unknown} with no known price)"
     return text
 
@@ -315,7 +302,7 @@ class SweepPlan:
 
     def total(self) -> tuple[dict[str, float], int]:
         """The estimated total per currency, and how many cells have no known price."""
-        return _totals((c.estimate.amount, c.estimate.currency) for c in self.cells)
+        return add_up((c.estimate.amount, c.estimate.currency) for c in self.cells)
 
     def total_text(self) -> str:
         """``$0.60 for 6 jobs`` (and how many have no known price)."""
