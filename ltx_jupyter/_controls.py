@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import html
 import json
 import math
 import re
@@ -185,6 +184,7 @@ class FieldControl(widgets.VBox):
         #: The line under the control saying why its value is refused; made when first
         #: needed (most controls never show one, and each widget costs the browser time).
         self.error: widgets.HTML | None = None
+        self._error_lines: list[str] = []
         inputs = self._inputs()
         row_layout = widgets.Layout(align_items="center", border="1px solid transparent")
         if compact:
@@ -255,6 +255,7 @@ class FieldControl(widgets.VBox):
     def show_errors(self, errors: Sequence[Problem]) -> None:
         """Mark the control and say under it why its value is refused (empty: clear)."""
         lines = list(dict.fromkeys(f"{self._where(loc)}{message}" for loc, message in errors))
+        self._error_lines = lines
         if lines and self.error is None:
             self.error = widgets.HTML()
             self.children = (*self.children, self.error)
@@ -270,9 +271,7 @@ class FieldControl(widgets.VBox):
     @property
     def error_text(self) -> str:
         """The reasons shown under the control, as text ("" when none)."""
-        if self.error is None or self.error.layout.display == "none":
-            return ""
-        return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<(?!br>)[^>]+>", "", self.error.value)))
+        return "\n".join(self._error_lines)
 
     def _where(self, loc: tuple[str | int, ...]) -> str:
         path = self.name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
