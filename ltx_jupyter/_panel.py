@@ -65,9 +65,8 @@ T = TypeVar("T")
 _NO_WIDGETS = "its controls need a frontend with Jupyter widgets"
 #: Something typed in the endpoint search that may name an endpoint the package does not ship.
 _ENDPOINT_ID = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
-#: The fields "reuse seed" and the parameter presets need.
+#: The field "reuse seed" needs.
 _SEED = "seed"
-_PRESET_FIELDS = ("num_inference_steps", "guidance_scale")
 
 
 class PanelRun:
@@ -519,7 +518,7 @@ class Panel(widgets.VBox):
 
     def _endpoint_changed(self) -> None:
         form = self.form
-        presets = all(form.has(name) for name in _PRESET_FIELDS)
+        presets = all(form.has(preset.field) for preset in PRESETS)
         self.presets.layout.display = None if presets else "none"
         if presets:
             for preset in PRESETS:
