@@ -38,11 +38,12 @@ the wrong kind).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -223,9 +224,15 @@ class FieldControl(widgets.VBox):
     def set_value(self, value: Any) -> bool:
         """Show ``value`` (None: not set); False, changing nothing, if the control cannot
         hold it (a text for a number, a value outside a dropdown's options)."""
+        with self._quietly():
+            return self._set(value)
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Widget changes made inside are the program's, not a person's: no :meth:`_changed`."""
         self._quiet += 1
         try:
-            return self._set(value)
+            yield
         finally:
             self._quiet -= 1
 
@@ -689,20 +696,14 @@ class FileControl(FieldControl):
     def _upload_arrived(self, received: Any) -> None:
         self.uploaded, self.uploaded_name = str(received.path), received.name
         self.upload_problem = None
-        self._quiet += 1
-        try:
+        with self._quietly():
             self.url.value = ""
-        finally:
-            self._quiet -= 1
         self._changed()
 
     def _upload_refused(self, name: str, reason: str) -> None:
         self.uploaded, self.uploaded_name, self.upload_problem = None, name, reason
-        self._quiet += 1
-        try:
+        with self._quietly():
             self.url.value = ""
-        finally:
-            self._quiet -= 1
         self._changed()
 
     def _url_changed(self, change: Mapping[str, Any]) -> None:
