@@ -6,9 +6,9 @@ progress, result, error) is replaced whole, so a reader on another thread sees e
 or the new value. ``logs`` is one list that only grows: the runner appends each entry, and a
 reader takes ``job.logs[n:]`` (a list slice is atomic under the GIL) to get the lines it has not
 seen. The job holds no display code: views and outputs are built from it elsewhere
-(``_views``, ``_display``). A :class:`JobSession`
-starts jobs (validating their input first, before any request), writes each request id to the
-history journal the moment its submit answers, resumes requests by id, and shuts down cleanly.
+(``_views``, ``_display``). A :class:`JobSession` starts jobs (validating their input first,
+before any request), writes each request id to the history journal the moment its submit
+answers, resumes requests by id, and shuts down cleanly.
 """
 
 from __future__ import annotations
