@@ -49,7 +49,15 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from ._html import escape, image_html, is_http_url, safe_image_src, video_html
+from ._html import (
+    audio_html,
+    escape,
+    image_html,
+    is_http_url,
+    safe_audio_src,
+    safe_image_src,
+    video_html,
+)
 from ._openapi import Field
 from ._schema import PROMPT_GUIDE, PROMPT_WORD_GUIDE, image_kind, is_integer, is_number
 from ._text import shorten
@@ -89,7 +97,6 @@ _LABEL_WIDTH = "190px"
 _COMPACT_LABEL_WIDTH = "150px"
 _NOT_SET = "not set"
 _CUSTOM = "custom size"
-_DATA_AUDIO = re.compile(r"data:audio/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}")
 _DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}", re.I)
 
 
@@ -763,8 +770,8 @@ class FileControl(FieldControl):
             return image_html(value, alt=caption or "image", max_width=width, max_height=160)
         if kind == "video" and (is_http_url(value) or value.lower().startswith("data:video/")):
             return video_html(value, width=width, muted=True)
-        if kind == "audio" and (is_http_url(value) or _DATA_AUDIO.fullmatch(value)):
-            return f'<audio controls preload="metadata" src="{escape(value)}"></audio>'
+        if kind == "audio" and safe_audio_src(value) is not None:
+            return audio_html(value)
         if kind == "file" and found is not None:
             return coloured(caption or "", MUTED_COLOUR)
         return coloured(f"no preview: not an http(s) URL or a data:{kind}/ URI", MUTED_COLOUR)
