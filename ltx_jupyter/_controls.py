@@ -31,8 +31,6 @@ set_value` says whether it can show it); and shows under itself why a value is r
 value is judged by the schema (the panel validates the whole input); a control only reports
 what the schema cannot see (:meth:`FieldControl.problems`: text that is not JSON, an upload of
 the wrong kind).
-
-:func:`offer_cell` is what the panel and the gallery share to hand a ``%%ltx`` cell on.
 """
 
 from __future__ import annotations
@@ -61,6 +59,7 @@ from ._html import (
 from ._openapi import Field
 from ._schema import PROMPT_GUIDE, PROMPT_WORD_GUIDE, image_kind, is_integer, is_number
 from ._text import shorten
+from ._widgets import close_tree
 
 __all__ = [
     "CheckboxControl",
@@ -75,7 +74,6 @@ __all__ = [
     "SizeControl",
     "SliderControl",
     "TextControl",
-    "close_tree",
     "control_for",
     "field_title",
     "label_html",
@@ -1082,29 +1080,6 @@ class JsonControl(FieldControl):
     def _set(self, value: Any) -> bool:
         self.text.value = "" if value is None else json.dumps(value)
         return True
-
-
-def close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...] = ()) -> None:
-    """Close ``widget`` and every widget inside it, except those in ``skip`` (and theirs)."""
-    for child in getattr(widget, "children", ()):
-        if child not in skip:
-            close_tree(child, skip)
-    # Widget.close itself: a container's own close may do more (the panel stops its jobs).
-    widgets.Widget.close(widget)
-
-
-def offer_cell(text: str, shown_in: widgets.Textarea, shell: Any = None) -> None:
-    """Show ``text`` in ``shown_in`` and make it the next cell (of ``shell``, default the
-    running IPython's): in a notebook a click reaches the next cell only with the next
-    execution's reply, so the text stays in view until then."""
-    shown_in.value = text
-    shown_in.layout.display = None
-    if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    if shell is not None:
-        shell.set_next_input(text)
 
 
 def control_for(

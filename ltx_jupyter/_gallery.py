@@ -33,6 +33,7 @@ from ._html import escape, image_html, is_http_url, video_html
 from ._parsing import magic_cell
 from ._schema import resolve_endpoint, short_endpoint
 from ._text import shorten
+from ._widgets import close_tree, offer_cell
 
 if TYPE_CHECKING:
     from ._compare import CompareView
@@ -450,8 +451,6 @@ class Gallery(widgets.VBox):
 
     def copy_as_magic(self, slot: int) -> str | None:
         """The ``%%ltx`` cell that submits the tile's run again, put into the next cell."""
-        from ._controls import offer_cell  # here: importing the panel's controls costs 30 ms
-
         entry = self.tiles[slot].entry
         if entry is None:
             return None
@@ -532,13 +531,7 @@ class Gallery(widgets.VBox):
     def close(self) -> None:
         for child in self.compare_box.children:
             child.close()
-        _close_tree(self)
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widgets.Widget.close(widget)
+        close_tree(self)
 
 
 class _GalleryPage:

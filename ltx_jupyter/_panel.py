@@ -32,9 +32,7 @@ import ipywidgets as widgets
 from ._controls import (
     ERROR_COLOUR,
     MUTED_COLOUR,
-    close_tree,
     coloured,
-    offer_cell,
     same_value,
 )
 from ._display import job_caption, video_source
@@ -58,6 +56,7 @@ from ._schema import (
 )
 from ._text import shorten
 from ._views import JobView
+from ._widgets import close_tree, offer_cell
 
 __all__ = ["Panel", "PanelRun"]
 

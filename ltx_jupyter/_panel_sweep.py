@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from IPython.core.error import UsageError
 
-from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, field_title
+from ._controls import ERROR_COLOUR, MUTED_COLOUR, coloured, field_title
 from ._errors import LtxError
 from ._fal import default_openapi_url
 from ._form import EXTRA_FIELDS
 from ._jobs import ConcurrencyLimit, JobOptions
 from ._sweeps import ENDPOINT_AXIS, MAX_AXES, Sweep, SweepAxis, SweepPlan, parse_axis, plan_sweep
+from ._widgets import close_tree
 
 if TYPE_CHECKING:
     from ._grid import VideoGrid
