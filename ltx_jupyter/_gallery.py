@@ -32,7 +32,7 @@ from ._fal import split_endpoint_id
 from ._html import escape, image_html, is_http_url, video_html
 from ._parsing import magic_cell
 from ._schema import resolve_endpoint, short_endpoint
-from ._text import shorten
+from ._text import counted, shorten
 from ._widgets import close_tree, offer_cell
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ class Gallery(widgets.VBox):
 
     def status_line(self) -> str:
         count = len(self.entries)
-        line = f"ltx gallery · {count} run{'s' if count != 1 else ''}"
+        line = f"ltx gallery · {counted(count, 'run')}"
         if self.title:
             line += f" {self.title}"
         if count:

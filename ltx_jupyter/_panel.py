@@ -54,7 +54,7 @@ from ._schema import (
     lookup_schema,
     resolve_endpoint,
 )
-from ._text import shorten
+from ._text import counted, shorten
 from ._views import JobView
 from ._widgets import close_tree, offer_cell
 
@@ -803,7 +803,7 @@ class Panel(widgets.VBox):
     def status_line(self) -> str:
         """One line: endpoint, runs, and how many are running or failed."""
         runs = list(self.runs)
-        counts = [f"{len(runs)} run{'' if len(runs) == 1 else 's'}"]
+        counts = [counted(len(runs), "run")]
         running = sum(1 for run in runs if not run.job.done)
         failed = sum(1 for run in runs if run.job.status == JobStatus.FAILED)
         if running:

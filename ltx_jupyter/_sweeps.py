@@ -52,7 +52,7 @@ from ._schema import (
     short_endpoint,
     validate_with,
 )
-from ._text import shorten
+from ._text import counted, shorten
 
 if TYPE_CHECKING:
     from ._endpoints import SchemaLookup
@@ -283,7 +283,7 @@ class SweepCell:
 def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -> str:
     totals, unknown = add_up(amounts)
     text = format_totals(totals) or ("price unknown" if unknown else "$0.00")
-    text += f" for {jobs} job{'s' if jobs != 1 else ''}"
+    text += f" for {counted(jobs, 'job')}"
     if unknown and totals:
         text += f" ({unknown} with no known price)"
     return text
