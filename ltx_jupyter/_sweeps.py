@@ -52,7 +52,7 @@ from ._schema import (
     short_endpoint,
     validate_with,
 )
-from ._text import counted, shorten
+from ._text import counted
 
 if TYPE_CHECKING:
     from ._endpoints import SchemaLookup
@@ -868,8 +868,3 @@ def _match_unlinked(record: SweepRecord, cells: list[int], history: HistoryStore
                 candidates.remove(entry)
                 break
     return found
-
-
-def sweep_cell_label(axes: Sequence[SweepAxis], key: Sequence[Any]) -> str:
-    """``guidance = 3 · seed = 1``: a cell's axis values as one line."""
-    return " · ".join(shorten(a.heading(v), 60) for a, v in zip(axes, key, strict=True))
