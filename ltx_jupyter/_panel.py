@@ -43,7 +43,7 @@ from ._form import EndpointForm
 from ._html import escape, video_html
 from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession, JobStatus
 from ._panel_sweep import SweepRow
-from ._parsing import magic_cell
+from ._parsing import FIELD_OF_SETTING, magic_cell
 from ._pricing import Estimate, Prices, format_money
 from ._schema import (
     DEFAULT_ENDPOINT,
@@ -222,14 +222,9 @@ class Panel(widgets.VBox):
         self.estimate: Estimate | None = None
         #: Seconds the last endpoint switch took here, in the kernel.
         self.last_switch_seconds: float | None = None
+        settings = {"steps": steps, "guidance": guidance, "negative_prompt": negative_prompt}
         self.configured = {
-            name: value
-            for name, value in (
-                ("num_inference_steps", steps),
-                ("guidance_scale", guidance),
-                ("negative_prompt", negative_prompt),
-            )
-            if value is not None
+            FIELD_OF_SETTING[name]: value for name, value in settings.items() if value is not None
         }
         self.forms: dict[str, EndpointForm] = {}
         #: The sweep row (built with the panel).

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._openapi import EndpointSchema
 
 __all__ = [
+    "FIELD_OF_SETTING",
     "OPTIONS",
     "FieldOption",
     "RunRequest",
@@ -173,6 +174,13 @@ OPTIONS: tuple[FieldOption, ...] = (
     FieldOption("--audio-file", "audio_file", ("audio_url",), _text),
 )
 _OPTION_OF_FIELD = {name.split(".")[0]: option for option in OPTIONS for name in option.fields}
+#: The endpoint field each configured default (``LtxMagics.steps``, the panel's ``steps=``)
+#: fills in.
+FIELD_OF_SETTING = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "negative_prompt": "negative_prompt",
+}
 #: Words that name a run option rather than a field, in errors.
 _RUN_OPTIONS = {"endpoint": "--endpoint", "priority": "--priority", "webhook": "--webhook"}
 

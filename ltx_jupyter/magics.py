@@ -31,6 +31,7 @@ from ._history import HistoryStore
 from ._html import is_http_url
 from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession
 from ._parsing import (
+    FIELD_OF_SETTING,
     RunRequest,
     build_request,
     parse_lora,
@@ -58,12 +59,6 @@ SUBCOMMANDS = (
     "compare",
     "gallery",
 )
-#: The endpoint field each default setting fills in.
-_FIELD_OF_SETTING = {
-    "steps": "num_inference_steps",
-    "guidance": "guidance_scale",
-    "negative_prompt": "negative_prompt",
-}
 
 
 @magics_class
@@ -157,7 +152,7 @@ class LtxMagics(Magics):
         """A default for an endpoint field must be a value the configured endpoint accepts,
         so a mistake shows when it is set, not at the next run."""
         value, name = proposal["value"], proposal["trait"].name
-        field = _FIELD_OF_SETTING[name]
+        field = FIELD_OF_SETTING[name]
         schema = lookup_schema(self.endpoint, url=self._openapi_url).schema
         if value is None or schema is None or schema.field(field) is None:
             return value
@@ -385,7 +380,7 @@ class LtxMagics(Magics):
 
     def _field_defaults(self) -> dict[str, Any]:
         """The endpoint field values the settings give (``steps``: ``num_inference_steps``)."""
-        return {field: getattr(self, name) for name, field in _FIELD_OF_SETTING.items()}
+        return {field: getattr(self, name) for name, field in FIELD_OF_SETTING.items()}
 
     def _keep(self, request: RunRequest, value: Any) -> None:
         """``-o NAME``: store what the cell made in the user's namespace."""
