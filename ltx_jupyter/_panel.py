@@ -233,7 +233,7 @@ class Panel(widgets.VBox):
         self._loading = 0
         self._status_lock = threading.Lock()
 
-        initial = _normal(endpoint or DEFAULT_ENDPOINT)
+        initial = resolve_endpoint(endpoint or DEFAULT_ENDPOINT)
         # The unit prices (one lookup for every known endpoint: the picker shows each one's,
         # then the first endpoint's for its estimate) come while the controls are built.
         known = [info.endpoint_id for info in known_endpoints()]
@@ -480,7 +480,7 @@ class Panel(widgets.VBox):
         """Show ``endpoint``'s controls. Fields the two endpoints share keep the values set
         here (the prompt always) where the new one accepts them; every other field takes the
         new endpoint's default."""
-        endpoint = _normal(endpoint)
+        endpoint = resolve_endpoint(endpoint)
         if endpoint == self.endpoint:
             return
         started = time.perf_counter()
@@ -857,10 +857,6 @@ def _in_background(work: Callable[[], T]) -> concurrent.futures.Future[T]:
 
     threading.Thread(target=run, name="ltx-panel-prices", daemon=True).start()
     return future
-
-
-def _normal(endpoint: str) -> str:
-    return resolve_endpoint(endpoint).strip("/")
 
 
 def _title(endpoint: str) -> str:
