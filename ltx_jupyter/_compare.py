@@ -55,14 +55,9 @@ def find_run(session: JobSession, run_id: str) -> CompareRun:
         label = (job.request_id or f"local-{job.local_id}")[:8]
         return CompareRun(label, job.endpoint, job.parameters, job=job)
     try:
-        entry = session.history.get(run_id)
+        entry = session.recorded(run_id)
     except ValueError as error:
         raise UsageError(f"%ltx compare: {error}") from None
-    if entry is None:
-        raise UsageError(
-            f"%ltx compare: no job {run_id!r} in this session or in the history "
-            f"({session.history.path})"
-        )
     return run_of_entry(entry)
 
 

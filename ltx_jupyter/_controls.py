@@ -36,21 +36,30 @@ the wrong kind).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
-import html
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from ._html import escape, image_html, is_http_url, safe_image_src, video_html
+from ._html import (
+    audio_html,
+    escape,
+    image_html,
+    is_http_url,
+    safe_audio_src,
+    safe_image_src,
+    video_html,
+)
 from ._openapi import Field
 from ._schema import PROMPT_GUIDE, PROMPT_WORD_GUIDE, image_kind, is_integer, is_number
 from ._text import shorten
+from ._widgets import close_tree
 
 __all__ = [
     "CheckboxControl",
@@ -65,7 +74,6 @@ __all__ = [
     "SizeControl",
     "SliderControl",
     "TextControl",
-    "close_tree",
     "control_for",
     "field_title",
     "label_html",
@@ -87,7 +95,6 @@ _LABEL_WIDTH = "190px"
 _COMPACT_LABEL_WIDTH = "150px"
 _NOT_SET = "not set"
 _CUSTOM = "custom size"
-_DATA_AUDIO = re.compile(r"data:audio/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}")
 _DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}", re.I)
 
 
@@ -183,6 +190,7 @@ class FieldControl(widgets.VBox):
         #: The line under the control saying why its value is refused; made when first
         #: needed (most controls never show one, and each widget costs the browser time).
         self.error: widgets.HTML | None = None
+        self._error_lines: list[str] = []
         inputs = self._inputs()
         row_layout = widgets.Layout(align_items="center", border="1px solid transparent")
         if compact:
@@ -221,9 +229,15 @@ class FieldControl(widgets.VBox):
     def set_value(self, value: Any) -> bool:
         """Show ``value`` (None: not set); False, changing nothing, if the control cannot
         hold it (a text for a number, a value outside a dropdown's options)."""
+        with self._quietly():
+            return self._set(value)
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Widget changes made inside are the program's, not a person's: no :meth:`_changed`."""
         self._quiet += 1
         try:
-            return self._set(value)
+            yield
         finally:
             self._quiet -= 1
 
@@ -253,6 +267,7 @@ class FieldControl(widgets.VBox):
     def show_errors(self, errors: Sequence[Problem]) -> None:
         """Mark the control and say under it why its value is refused (empty: clear)."""
         lines = list(dict.fromkeys(f"{self._where(loc)}{message}" for loc, message in errors))
+        self._error_lines = lines
         if lines and self.error is None:
             self.error = widgets.HTML()
             self.children = (*self.children, self.error)
@@ -268,9 +283,7 @@ class FieldControl(widgets.VBox):
     @property
     def error_text(self) -> str:
         """The reasons shown under the control, as text ("" when none)."""
-        if self.error is None or self.error.layout.display == "none":
-            return ""
-        return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<(?!br>)[^>]+>", "", self.error.value)))
+        return "\n".join(self._error_lines)
 
     def _where(self, loc: tuple[str | int, ...]) -> str:
         path = self.name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
@@ -688,20 +701,14 @@ class FileControl(FieldControl):
     def _upload_arrived(self, received: Any) -> None:
         self.uploaded, self.uploaded_name = str(received.path), received.name
         self.upload_problem = None
-        self._quiet += 1
-        try:
+        with self._quietly():
             self.url.value = ""
-        finally:
-            self._quiet -= 1
         self._changed()
 
     def _upload_refused(self, name: str, reason: str) -> None:
         self.uploaded, self.uploaded_name, self.upload_problem = None, name, reason
-        self._quiet += 1
-        try:
+        with self._quietly():
             self.url.value = ""
-        finally:
-            self._quiet -= 1
         self._changed()
 
     def _url_changed(self, change: Mapping[str, Any]) -> None:
@@ -761,8 +768,8 @@ class FileControl(FieldControl):
             return image_html(value, alt=caption or "image", max_width=width, max_height=160)
         if kind == "video" and (is_http_url(value) or value.lower().startswith("data:video/")):
             return video_html(value, width=width, muted=True)
-        if kind == "audio" and (is_http_url(value) or _DATA_AUDIO.fullmatch(value)):
-            return f'<audio controls preload="metadata" src="{escape(value)}"></audio>'
+        if kind == "audio" and safe_audio_src(value) is not None:
+            return audio_html(value)
         if kind == "file" and found is not None:
             return coloured(caption or "", MUTED_COLOUR)
         return coloured(f"no preview: not an http(s) URL or a data:{kind}/ URI", MUTED_COLOUR)
@@ -1073,15 +1080,6 @@ class JsonControl(FieldControl):
     def _set(self, value: Any) -> bool:
         self.text.value = "" if value is None else json.dumps(value)
         return True
-
-
-def close_tree(widget: widgets.Widget, skip: tuple[widgets.Widget, ...] = ()) -> None:
-    """Close ``widget`` and every widget inside it, except those in ``skip`` (and theirs)."""
-    for child in getattr(widget, "children", ()):
-        if child not in skip:
-            close_tree(child, skip)
-    # Widget.close itself: a container's own close may do more (the panel stops its jobs).
-    widgets.Widget.close(widget)
 
 
 def control_for(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._history import redact_for_history
 from ._html import video_mimebundle
-from ._text import shorten
+from ._text import counted, shorten
 
 if TYPE_CHECKING:
     from ._endpoints import EndpointInfo
@@ -285,19 +285,14 @@ def session_total(jobs: Sequence[Job]) -> str:
     have none."""
     if not jobs:
         return ""
-    totals: dict[str, float] = {}
-    unknown = 0
-    for job in jobs:
-        estimate = job.estimate
-        if estimate is None or estimate.amount is None or estimate.currency is None:
-            unknown += 1
-            continue
-        totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
-    from ._pricing import format_money
+    from ._pricing import add_up, format_totals
 
-    parts = [format_money(amount, currency) for currency, amount in sorted(totals.items())]
-    text = f"this session: {len(jobs)} job{'s' if len(jobs) != 1 else ''}, estimated "
-    text += " + ".join(parts) if parts else "$0.00"
+    totals, unknown = add_up(
+        (job.estimate.amount, job.estimate.currency) if job.estimate else (None, None)
+        for job in jobs
+    )
+    text = f"this session: {counted(len(jobs), 'job')}, estimated "
+    text += format_totals(totals) or "$0.00"
     if unknown:
         text += f" ({unknown} with no known price)"
     return text
@@ -416,7 +411,7 @@ def endpoints_table(
                 price.describe() if price is not None else "price unknown",
             )
         )
-    title = f"{len(rows)} endpoint{'s' if len(rows) != 1 else ''}"
+    title = counted(len(rows), "endpoint")
     if text:
         title += f" matching {text!r}"
     if note:

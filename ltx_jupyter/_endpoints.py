@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import SchemaDocumentError
 from ._openapi import EndpointSchema, parse_document
+from ._text import shorten
 
 if TYPE_CHECKING:
     import httpx
@@ -412,35 +413,8 @@ def get_schema(
     (None: forever). ``client`` may be any httpx.Client; no credentials are sent with it.
     Raises :class:`SchemaDocumentError` when the fetched document is not a valid fal document.
     """
-    endpoint_id = _normal(endpoint_id)
-    shipped = _shipped_schema(endpoint_id)
-    if shipped is not None:  # the common case, answered before any path is worked out
-        return SchemaLookup(endpoint_id, shipped, "shipped")
-    directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
-    found, stale = _local(endpoint_id, directory, max_age)
-    if found is not None:
-        return found
-    url = url or openapi_url()
-    recent = _recently_unreachable(endpoint_id, url)
-    if recent is not None:
-        return recent
-    return _remember(url, _fetch_and_store(endpoint_id, stale, url, directory, timeout, client))
-
-
-def _recently_unreachable(endpoint_id: str, url: str) -> SchemaLookup | None:
-    known = _unreachable.get((endpoint_id, url))
-    if known is not None and time.monotonic() - known[0] < RETRY_UNREACHABLE:
-        return known[1]
-    return None
-
-
-def _remember(url: str, lookup: SchemaLookup) -> SchemaLookup:
-    """Keep a failed fetch's answer for a while, so every job is not held up by it."""
-    if lookup.source in ("none", "stale-cache"):
-        _unreachable[(lookup.endpoint_id, url)] = (time.monotonic(), lookup)
-    else:
-        _unreachable.pop((lookup.endpoint_id, url), None)
-    return lookup
+    found = _answer_or_fetch(endpoint_id, url, cache_dir, max_age)
+    return found if isinstance(found, SchemaLookup) else _fetch_and_store(found, timeout, client)
 
 
 async def get_schema_async(
@@ -453,18 +427,10 @@ async def get_schema_async(
     client: httpx.AsyncClient | None = None,
 ) -> SchemaLookup:
     """:func:`get_schema` on an ``httpx.AsyncClient``."""
-    endpoint_id = _normal(endpoint_id)
-    directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
-    found, stale = _local(endpoint_id, directory, max_age)
-    if found is not None:
+    found = _answer_or_fetch(endpoint_id, url, cache_dir, max_age)
+    if isinstance(found, SchemaLookup):
         return found
-    url = url or openapi_url()
-    recent = _recently_unreachable(endpoint_id, url)
-    if recent is not None:
-        return recent
-    return _remember(
-        url, await _fetch_and_store_async(endpoint_id, stale, url, directory, timeout, client)
-    )
+    return await _fetch_and_store_async(found, timeout, client)
 
 
 def refresh_schema(
@@ -480,11 +446,7 @@ def refresh_schema(
     When the fetch fails the cached copy (if any) is answered with a warning. A shipped
     endpoint is fetched and cached too, but :func:`get_schema` keeps answering the shipped one.
     """
-    endpoint_id = _normal(endpoint_id)
-    directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
-    stale = _read_cache(directory, endpoint_id)
-    url = url or openapi_url()
-    return _remember(url, _fetch_and_store(endpoint_id, stale, url, directory, timeout, client))
+    return _fetch_and_store(_refetch(endpoint_id, url, cache_dir), timeout, client)
 
 
 async def refresh_schema_async(
@@ -496,12 +458,62 @@ async def refresh_schema_async(
     client: httpx.AsyncClient | None = None,
 ) -> SchemaLookup:
     """:func:`refresh_schema` on an ``httpx.AsyncClient``."""
+    return await _fetch_and_store_async(_refetch(endpoint_id, url, cache_dir), timeout, client)
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A document to fetch: whose, from where, the cache it goes to, the copy to fall back on."""
+
+    endpoint_id: str
+    url: str
+    cache_dir: Path
+    stale: _Cached | None
+
+    def fetched(self, body: bytes) -> SchemaLookup:
+        return _remember(self.url, _fetched(self.endpoint_id, body, self.url, self.cache_dir))
+
+    def failed(self, reason: str) -> SchemaLookup:
+        return _remember(self.url, _unfetched(self.endpoint_id, self.stale, self.url, reason))
+
+
+def _answer_or_fetch(
+    endpoint_id: str,
+    url: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: float | None,
+) -> SchemaLookup | _Fetch:
+    """The answer without the network (shipped, cached and fresh, or a fetch that failed a
+    moment ago), else the fetch to make."""
+    endpoint_id = _normal(endpoint_id)
+    shipped = _shipped_schema(endpoint_id)
+    if shipped is not None:  # the common case, answered before any path is worked out
+        return SchemaLookup(endpoint_id, shipped, "shipped")
+    directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
+    found, stale = _local(endpoint_id, directory, max_age)
+    if found is not None:
+        return found
+    url = url or openapi_url()
+    known = _unreachable.get((endpoint_id, url))
+    if known is not None and time.monotonic() - known[0] < RETRY_UNREACHABLE:
+        return known[1]
+    return _Fetch(endpoint_id, url, directory, stale)
+
+
+def _refetch(endpoint_id: str, url: str | None, cache_dir: str | os.PathLike[str] | None) -> _Fetch:
+    """The fetch that refreshes ``endpoint_id``'s document, whatever is cached."""
     endpoint_id = _normal(endpoint_id)
     directory = Path(cache_dir) if cache_dir is not None else schema_cache_dir()
-    stale = _read_cache(directory, endpoint_id)
-    return await _fetch_and_store_async(
-        endpoint_id, stale, url or openapi_url(), directory, timeout, client
-    )
+    return _Fetch(endpoint_id, url or openapi_url(), directory, _read_cache(directory, endpoint_id))
+
+
+def _remember(url: str, lookup: SchemaLookup) -> SchemaLookup:
+    """Keep a failed fetch's answer for a while, so every job is not held up by it."""
+    if lookup.source in ("none", "stale-cache"):
+        _unreachable[(lookup.endpoint_id, url)] = (time.monotonic(), lookup)
+    else:
+        _unreachable.pop((lookup.endpoint_id, url), None)
+    return lookup
 
 
 # ---- fetching -------------------------------------------------------------------------------
@@ -511,86 +523,75 @@ _HEADERS = {"Accept": "application/json"}
 _PRIVATE_HEADERS = ("authorization", "cookie", "x-fal-key")
 
 
-def _fetch_and_store(
-    endpoint_id: str,
-    stale: _Cached | None,
-    url: str,
-    cache_dir: Path,
-    timeout: float,
-    client: httpx.Client | None,
-) -> SchemaLookup:
+def _fetch_and_store(fetch: _Fetch, timeout: float, client: httpx.Client | None) -> SchemaLookup:
     import httpx
 
     try:
         if client is None:
             with httpx.Client(timeout=timeout, follow_redirects=True) as own:
-                body = _download(own, endpoint_id, url, timeout)
+                body = _download(own, fetch, timeout)
         else:
-            body = _download(client, endpoint_id, url, timeout)
+            body = _download(client, fetch, timeout)
     except _Unreachable as exc:
-        return _unfetched(endpoint_id, stale, url, str(exc))
+        return fetch.failed(str(exc))
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _unfetched(endpoint_id, stale, url, _reason(exc))
-    return _fetched(endpoint_id, body, url, cache_dir)
+        return fetch.failed(_reason(exc))
+    return fetch.fetched(body)
 
 
 async def _fetch_and_store_async(
-    endpoint_id: str,
-    stale: _Cached | None,
-    url: str,
-    cache_dir: Path,
-    timeout: float,
-    client: httpx.AsyncClient | None,
+    fetch: _Fetch, timeout: float, client: httpx.AsyncClient | None
 ) -> SchemaLookup:
     import httpx
 
     try:
         if client is None:
             async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as own:
-                body = await _download_async(own, endpoint_id, url, timeout)
+                body = await _download_async(own, fetch, timeout)
         else:
-            body = await _download_async(client, endpoint_id, url, timeout)
+            body = await _download_async(client, fetch, timeout)
     except _Unreachable as exc:
-        return _unfetched(endpoint_id, stale, url, str(exc))
+        return fetch.failed(str(exc))
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _unfetched(endpoint_id, stale, url, _reason(exc))
-    return _fetched(endpoint_id, body, url, cache_dir)
+        return fetch.failed(_reason(exc))
+    return fetch.fetched(body)
 
 
-def _request(client: Any, endpoint_id: str, url: str, timeout: float) -> httpx.Request:
+def _request(client: Any, fetch: _Fetch, timeout: float) -> httpx.Request:
     request = client.build_request(
-        "GET", url, params={"endpoint_id": endpoint_id}, headers=_HEADERS, timeout=timeout
+        "GET",
+        fetch.url,
+        params={"endpoint_id": fetch.endpoint_id},
+        headers=_HEADERS,
+        timeout=timeout,
     )
     for name in _PRIVATE_HEADERS:
         request.headers.pop(name, None)
     return request
 
 
-def _download(client: httpx.Client, endpoint_id: str, url: str, timeout: float) -> bytes:
+def _download(client: httpx.Client, fetch: _Fetch, timeout: float) -> bytes:
     # auth=None: a client built for the queue must not lend its key to this request.
-    response = client.send(_request(client, endpoint_id, url, timeout), auth=None, stream=True)
+    response = client.send(_request(client, fetch, timeout), auth=None, stream=True)
     try:
         _check_status(response)
         body = bytearray()
         for chunk in response.iter_bytes():
             body += chunk
-            _check_size(body, endpoint_id)
+            _check_size(body, fetch.endpoint_id)
         return bytes(body)
     finally:
         response.close()
 
 
-async def _download_async(
-    client: httpx.AsyncClient, endpoint_id: str, url: str, timeout: float
-) -> bytes:
-    request = _request(client, endpoint_id, url, timeout)
-    response = await client.send(request, auth=None, stream=True)
+async def _download_async(client: httpx.AsyncClient, fetch: _Fetch, timeout: float) -> bytes:
+    response = await client.send(_request(client, fetch, timeout), auth=None, stream=True)
     try:
         _check_status(response)
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
-            _check_size(body, endpoint_id)
+            _check_size(body, fetch.endpoint_id)
         return bytes(body)
     finally:
         await response.aclose()
@@ -610,11 +611,9 @@ def _check_size(body: bytearray, endpoint_id: str) -> None:
 
 
 def _reason(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = shorten(str(exc), 120)
     name = type(exc).__name__
-    if not text:
-        return name
-    return f"{name}: {text[:120]}"
+    return f"{name}: {text}" if text else name
 
 
 def _shown_url(url: str) -> str:

@@ -212,10 +212,9 @@ class RateLimitError(HTTPError):
 
 def _reason(detail: Any) -> str:
     """fal's reason on one line (its ``detail``), at most 300 characters."""
-    if detail is None:
-        return ""
-    text = " ".join(str(detail).split())
-    return text if len(text) <= 300 else text[:299] + "…"
+    from ._text import shorten  # here: `import ltx_jupyter` imports this module, not _text
+
+    return "" if detail is None else shorten(str(detail), 300)
 
 
 def _duration(seconds: float) -> str:

@@ -15,9 +15,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._controls import FieldControl, JsonControl, Problem, close_tree, control_for
+from ._controls import FieldControl, JsonControl, Problem, control_for
 from ._errors import FieldError
 from ._openapi import EndpointSchema, Field
+from ._widgets import close_tree
 
 __all__ = ["EXTRA_FIELDS", "FIRST_FEW", "EndpointForm"]
 

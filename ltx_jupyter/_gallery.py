@@ -31,8 +31,9 @@ from ._display import entry_cost, video_caption
 from ._fal import split_endpoint_id
 from ._html import escape, image_html, is_http_url, video_html
 from ._parsing import magic_cell
-from ._schema import resolve_endpoint
-from ._text import shorten
+from ._schema import resolve_endpoint, short_endpoint
+from ._text import counted, shorten
+from ._widgets import close_tree, offer_cell
 
 if TYPE_CHECKING:
     from ._compare import CompareView
@@ -344,7 +345,7 @@ class Gallery(widgets.VBox):
 
     def status_line(self) -> str:
         count = len(self.entries)
-        line = f"ltx gallery · {count} run{'s' if count != 1 else ''}"
+        line = f"ltx gallery · {counted(count, 'run')}"
         if self.title:
             line += f" {self.title}"
         if count:
@@ -409,7 +410,7 @@ class Gallery(widgets.VBox):
 
     def _info_html(self, entry: HistoryEntry) -> str:
         status = str(self._status(entry))
-        endpoint = entry.endpoint.removeprefix("fal-ai/")
+        endpoint = short_endpoint(entry.endpoint)
         muted = f'<div style="font-size: 11px; color: {_MUTED}">{{}}</div>'
         return (
             f'<div style="font-size: 12px">{escape(shorten(entry.prompt, 120))}</div>'
@@ -455,15 +456,7 @@ class Gallery(widgets.VBox):
             return None
         text = magic_cell(entry.endpoint, entry.input)
         self.last_copied = text
-        self.copied_cell.value = text
-        self.copied_cell.layout.display = None
-        shell = self.shell
-        if shell is None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        if shell is not None:
-            shell.set_next_input(text)
+        offer_cell(text, self.copied_cell, self.shell)
         return text
 
     def load(self, slot: int) -> None:
@@ -519,7 +512,7 @@ class Gallery(widgets.VBox):
         for entry in self.page_entries():
             lines.append(
                 f"{entry.request_id[:8]}  {self._status(entry):9}  "
-                f"{entry.endpoint.removeprefix('fal-ai/')}  {shorten(entry.prompt, 50)}"
+                f"{short_endpoint(entry.endpoint)}  {shorten(entry.prompt, 50)}"
             )
         return "\n".join(lines)
 
@@ -538,13 +531,7 @@ class Gallery(widgets.VBox):
     def close(self) -> None:
         for child in self.compare_box.children:
             child.close()
-        _close_tree(self)
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widgets.Widget.close(widget)
+        close_tree(self)
 
 
 class _GalleryPage:

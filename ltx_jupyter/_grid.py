@@ -385,15 +385,19 @@ def key_position(axes: Sequence[SweepAxis], key: Sequence[Any]) -> tuple[int, in
     return (index[2] if len(axes) > 2 else 0), index[0], index[1]
 
 
+def cell_label(axes: Sequence[SweepAxis], key: Sequence[Any]) -> str:
+    """``guidance = 3.0 · seed = 1``: a cell's axis values as one line."""
+    return " · ".join(axis.heading(value) for axis, value in zip(axes, key, strict=True))
+
+
 def sweep_layout(sweep: Sweep) -> tuple[list[CellSource], GridLayout]:
     """A sweep's cells, placed by :func:`key_position`, and its :func:`axes_layout`."""
     sources = []
     for slot in sweep.slots:
         tab, row, col = key_position(sweep.axes, slot.key)
-        label = " · ".join(a.heading(v) for a, v in zip(sweep.axes, slot.key, strict=True))
         sources.append(
             CellSource(
-                label,
+                cell_label(sweep.axes, slot.key),
                 job=slot.job,
                 note=slot.note,
                 cost=slot.cost,
@@ -466,7 +470,7 @@ class SweepDryRun:
     def __repr__(self) -> str:
         lines = [self._title(), "shared input:", json.dumps(self.shared, indent=2)]
         for i, cell in enumerate(self.plan.cells):
-            label = " · ".join(a.heading(v) for a, v in zip(self.plan.axes, cell.key, strict=True))
+            label = cell_label(self.plan.axes, cell.key)
             lines.append(f"{label}: {'; '.join(self._cell_lines(i))}")
         lines.append(f"estimated total: {self.plan.total_text()}")
         lines += [f"note: {note}" for note in self.plan.notes]

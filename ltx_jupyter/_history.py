@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "HISTORY_ENV_VAR",
@@ -260,20 +260,7 @@ class HistoryStore:
 
         Returns ``None`` if nothing matches; raises ``ValueError`` if a prefix matches several.
         """
-        if not request_id:
-            raise ValueError("empty request id")
-        entries = self.entries()
-        for entry in entries:
-            if entry.request_id == request_id:
-                return entry
-        matches = [e for e in entries if e.request_id.startswith(request_id)]
-        if len(matches) > 1:
-            shown = ", ".join(e.request_id for e in matches[:5])
-            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
-            raise ValueError(
-                f"request id prefix {request_id!r} is ambiguous: it matches {shown}{more}"
-            )
-        return matches[0] if matches else None
+        return _by_id({e.request_id: e for e in self.entries()}, request_id, "request id")
 
     # -- sweeps ------------------------------------------------------------------------------
 
@@ -330,15 +317,7 @@ class HistoryStore:
     def get_sweep(self, sweep_id: str) -> SweepRecord | None:
         """The sweep ``sweep_id`` (or the one whose id starts with it); ``ValueError`` if a
         prefix matches several."""
-        sweeps = self.sweeps()
-        for sweep in sweeps:
-            if sweep.sweep_id == sweep_id:
-                return sweep
-        matches = [s for s in sweeps if s.sweep_id.startswith(sweep_id)]
-        if len(matches) > 1:
-            shown = ", ".join(s.sweep_id for s in matches[:5])
-            raise ValueError(f"sweep id prefix {sweep_id!r} is ambiguous: it matches {shown}")
-        return matches[0] if matches else None
+        return _by_id({s.sweep_id: s for s in self.sweeps()}, sweep_id, "sweep id")
 
     def _sweep_lines(self) -> list[dict[str, Any]]:
         try:
@@ -434,6 +413,24 @@ class HistoryStore:
             if isinstance(record, dict) and isinstance(record.get("request_id"), str):
                 records.append(record)
         return records
+
+
+_Item = TypeVar("_Item")
+
+
+def _by_id(items: Mapping[str, _Item], wanted: str, what: str) -> _Item | None:
+    """The item of id ``wanted``, else the one item whose id starts with it (None if none);
+    ``ValueError`` for an empty id or a prefix that matches several."""
+    if not wanted:
+        raise ValueError(f"empty {what}")
+    if wanted in items:
+        return items[wanted]
+    matches = [key for key in items if key.startswith(wanted)]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5])
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        raise ValueError(f"{what} prefix {wanted!r} is ambiguous: it matches {shown}{more}")
+    return items[matches[0]] if matches else None
 
 
 def os_reason(error: OSError) -> str:

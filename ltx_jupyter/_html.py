@@ -14,11 +14,13 @@ from typing import Any
 from ._text import value_repr
 
 __all__ = [
+    "audio_html",
     "escape",
     "image_html",
     "is_http_url",
     "link_html",
     "pre_html",
+    "safe_audio_src",
     "safe_image_src",
     "safe_video_src",
     "table_html",
@@ -79,7 +81,12 @@ def safe_video_src(src: str) -> str:
     return clean
 
 
-_DATA_IMAGE_URI = re.compile(r"data:image/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={0,2}")
+def _base64_data_uri(kind: str) -> re.Pattern[str]:
+    return re.compile(rf"data:{kind}/[\w.+-]+(?:;[\w.+=-]+)*;base64,[A-Za-z0-9+/]*={{0,2}}")
+
+
+_DATA_IMAGE_URI = _base64_data_uri("image")
+_DATA_AUDIO_URI = _base64_data_uri("audio")
 
 
 def safe_image_src(src: str) -> str | None:
@@ -99,6 +106,21 @@ def image_html(src: str, *, alt: str, max_width: int, max_height: int) -> str:
         f'style="max-width: {int(max_width)}px; max-height: {int(max_height)}px; '
         'object-fit: contain">'
     )
+
+
+def safe_audio_src(src: str) -> str | None:
+    """``src`` if it may be an ``<audio src>`` (an http(s) URL or a base64 ``data:audio/``
+    URI), else None."""
+    if is_http_url(src) or _DATA_AUDIO_URI.fullmatch(src):
+        return src
+    return None
+
+
+def audio_html(src: str) -> str:
+    """An ``<audio>`` player for ``src`` (which must pass :func:`safe_audio_src`)."""
+    if safe_audio_src(src) is None:
+        raise ValueError("an audio source must be an http(s) URL or a data:audio/ URI")
+    return f'<audio controls preload="metadata" src="{escape(src)}"></audio>'
 
 
 def video_html(

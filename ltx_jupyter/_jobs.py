@@ -6,9 +6,9 @@ progress, result, error) is replaced whole, so a reader on another thread sees e
 or the new value. ``logs`` is one list that only grows: the runner appends each entry, and a
 reader takes ``job.logs[n:]`` (a list slice is atomic under the GIL) to get the lines it has not
 seen. The job holds no display code: views and outputs are built from it elsewhere
-(``_views``, ``_display``). A :class:`JobSession`
-starts jobs (validating their input first, before any request), writes each request id to the
-history journal the moment its submit answers, resumes requests by id, and shuts down cleanly.
+(``_views``, ``_display``). A :class:`JobSession` starts jobs (validating their input first,
+before any request), writes each request id to the history journal the moment its submit
+answers, resumes requests by id, and shuts down cleanly.
 """
 
 from __future__ import annotations
@@ -827,6 +827,16 @@ class JobSession:
                 return job
         matches = [j for j in self.jobs if j.request_id and j.request_id.startswith(job_id)]
         return matches[-1] if len(matches) == 1 else None
+
+    def recorded(self, request_id: str) -> HistoryEntry:
+        """The history's entry for a request no job of this session follows (by id or id
+        prefix); ``ValueError`` saying where it looked when there is none, or several."""
+        entry = self.history.get(request_id)
+        if entry is None:
+            raise ValueError(
+                f"no job {request_id!r} in this session or in the history ({self.history.path})"
+            )
+        return entry
 
     def cancel_all(self) -> list[Job]:
         """Ask the server to cancel every job of this session that has not ended (and was

@@ -29,7 +29,12 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
-from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, same_value
+from ._controls import (
+    ERROR_COLOUR,
+    MUTED_COLOUR,
+    coloured,
+    same_value,
+)
 from ._display import job_caption, video_source
 from ._endpoints import EndpointInfo, family_of, known_endpoints
 from ._errors import FieldError, LtxError
@@ -38,7 +43,7 @@ from ._form import EndpointForm
 from ._html import escape, video_html
 from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession, JobStatus
 from ._panel_sweep import SweepRow
-from ._parsing import magic_cell
+from ._parsing import FIELD_OF_SETTING, magic_cell
 from ._pricing import Estimate, Prices, format_money
 from ._schema import (
     DEFAULT_ENDPOINT,
@@ -49,8 +54,9 @@ from ._schema import (
     lookup_schema,
     resolve_endpoint,
 )
-from ._text import shorten
+from ._text import counted, shorten
 from ._views import JobView
+from ._widgets import close_tree, offer_cell
 
 __all__ = ["Panel", "PanelRun"]
 
@@ -58,9 +64,8 @@ T = TypeVar("T")
 _NO_WIDGETS = "its controls need a frontend with Jupyter widgets"
 #: Something typed in the endpoint search that may name an endpoint the package does not ship.
 _ENDPOINT_ID = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
-#: The fields "reuse seed" and the parameter presets need.
+#: The field "reuse seed" needs.
 _SEED = "seed"
-_PRESET_FIELDS = ("num_inference_steps", "guidance_scale")
 
 
 class PanelRun:
@@ -217,14 +222,9 @@ class Panel(widgets.VBox):
         self.estimate: Estimate | None = None
         #: Seconds the last endpoint switch took here, in the kernel.
         self.last_switch_seconds: float | None = None
+        settings = {"steps": steps, "guidance": guidance, "negative_prompt": negative_prompt}
         self.configured = {
-            name: value
-            for name, value in (
-                ("num_inference_steps", steps),
-                ("guidance_scale", guidance),
-                ("negative_prompt", negative_prompt),
-            )
-            if value is not None
+            FIELD_OF_SETTING[name]: value for name, value in settings.items() if value is not None
         }
         self.forms: dict[str, EndpointForm] = {}
         #: The sweep row (built with the panel).
@@ -233,7 +233,7 @@ class Panel(widgets.VBox):
         self._loading = 0
         self._status_lock = threading.Lock()
 
-        initial = _normal(endpoint or DEFAULT_ENDPOINT)
+        initial = resolve_endpoint(endpoint or DEFAULT_ENDPOINT)
         # The unit prices (one lookup for every known endpoint: the picker shows each one's,
         # then the first endpoint's for its estimate) come while the controls are built.
         known = [info.endpoint_id for info in known_endpoints()]
@@ -480,7 +480,7 @@ class Panel(widgets.VBox):
         """Show ``endpoint``'s controls. Fields the two endpoints share keep the values set
         here (the prompt always) where the new one accepts them; every other field takes the
         new endpoint's default."""
-        endpoint = _normal(endpoint)
+        endpoint = resolve_endpoint(endpoint)
         if endpoint == self.endpoint:
             return
         started = time.perf_counter()
@@ -512,7 +512,7 @@ class Panel(widgets.VBox):
 
     def _endpoint_changed(self) -> None:
         form = self.form
-        presets = all(form.has(name) for name in _PRESET_FIELDS)
+        presets = all(form.has(preset.field) for preset in PRESETS)
         self.presets.layout.display = None if presets else "none"
         if presets:
             for preset in PRESETS:
@@ -782,15 +782,7 @@ class Panel(widgets.VBox):
         else:
             text = magic_cell(self.endpoint, self.arguments())
         self.last_copied = text
-        self.copied_cell.value = text
-        self.copied_cell.layout.display = None
-        shell = self.shell
-        if shell is None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        if shell is not None:
-            shell.set_next_input(text)
+        offer_cell(text, self.copied_cell, self.shell)
         return text
 
     def _select(self, run: PanelRun | None) -> None:
@@ -806,7 +798,7 @@ class Panel(widgets.VBox):
     def status_line(self) -> str:
         """One line: endpoint, runs, and how many are running or failed."""
         runs = list(self.runs)
-        counts = [f"{len(runs)} run{'' if len(runs) == 1 else 's'}"]
+        counts = [counted(len(runs), "run")]
         running = sum(1 for run in runs if not run.job.done)
         failed = sum(1 for run in runs if run.job.status == JobStatus.FAILED)
         if running:
@@ -865,10 +857,6 @@ def _in_background(work: Callable[[], T]) -> concurrent.futures.Future[T]:
 
     threading.Thread(target=run, name="ltx-panel-prices", daemon=True).start()
     return future
-
-
-def _normal(endpoint: str) -> str:
-    return resolve_endpoint(endpoint).strip("/")
 
 
 def _title(endpoint: str) -> str:

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from IPython.core.error import UsageError
 
-from ._controls import ERROR_COLOUR, MUTED_COLOUR, close_tree, coloured, field_title
+from ._controls import ERROR_COLOUR, MUTED_COLOUR, coloured, field_title
 from ._errors import LtxError
 from ._fal import default_openapi_url
 from ._form import EXTRA_FIELDS
 from ._jobs import ConcurrencyLimit, JobOptions
 from ._sweeps import ENDPOINT_AXIS, MAX_AXES, Sweep, SweepAxis, SweepPlan, parse_axis, plan_sweep
+from ._text import counted
+from ._widgets import close_tree
 
 if TYPE_CHECKING:
     from ._grid import VideoGrid
@@ -286,7 +288,7 @@ class SweepRow(widgets.VBox):
             return self._refuse(_panel_words(str(error)))
         jobs = len(plan.cells)
         self.summary.value = (
-            f'<span style="font-weight: 600">{jobs} job{"s" if jobs != 1 else ""}</span> '
+            f'<span style="font-weight: 600">{counted(jobs, "job")}</span> '
             + coloured(f"≈ {plan.total_text()}", MUTED_COLOUR)
         )
         try:
@@ -295,7 +297,7 @@ class SweepRow(widgets.VBox):
             return self._refuse(_panel_words(str(error)))
         self.plan = plan
         self.run_button.disabled = False
-        self.run_button.tooltip = f"Start {jobs} job{'s' if jobs != 1 else ''}"
+        self.run_button.tooltip = f"Start {counted(jobs, 'job')}"
         notes = "; ".join(plan.notes)
         self.message.value = coloured(f"Note: {notes}", MUTED_COLOUR) if notes else ""
         return plan
@@ -367,7 +369,7 @@ class SweepRow(widgets.VBox):
         jobs = [slot.job for sweep in self.sweeps for slot in sweep.slots if slot.job]
         ended = sum(1 for job in jobs if job.done)
         count = len(self.sweeps)
-        return f"{count} sweep{'s' if count != 1 else ''} ({ended} of {len(jobs)} jobs ended)"
+        return f"{counted(count, 'sweep')} ({ended} of {len(jobs)} jobs ended)"
 
     def close(self) -> None:
         """Stop the grids following their jobs (the jobs go on) and close the row."""

@@ -32,19 +32,24 @@ from ._schema import (
 )
 
 if TYPE_CHECKING:
+    from ._endpoints import SchemaLookup
     from ._openapi import EndpointSchema
 
 __all__ = [
+    "FIELD_OF_SETTING",
     "OPTIONS",
     "FieldOption",
     "RunRequest",
     "build_request",
+    "image_target",
     "magic_cell",
     "option_for_field",
     "parse_lora",
     "parse_number",
     "parse_size",
+    "set_field",
     "split_line",
+    "target_field",
     "usage_error",
 ]
 
@@ -169,6 +174,13 @@ OPTIONS: tuple[FieldOption, ...] = (
     FieldOption("--audio-file", "audio_file", ("audio_url",), _text),
 )
 _OPTION_OF_FIELD = {name.split(".")[0]: option for option in OPTIONS for name in option.fields}
+#: The endpoint field each configured default (``LtxMagics.steps``, the panel's ``steps=``)
+#: fills in.
+FIELD_OF_SETTING = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "negative_prompt": "negative_prompt",
+}
 #: Words that name a run option rather than a field, in errors.
 _RUN_OPTIONS = {"endpoint": "--endpoint", "priority": "--priority", "webhook": "--webhook"}
 
@@ -254,7 +266,7 @@ def _endpoint_fields(schema: EndpointSchema) -> str:
     return ", ".join(schema.field_names)
 
 
-def _target_field(option: FieldOption, schema: EndpointSchema | None) -> str | None:
+def target_field(option: FieldOption, schema: EndpointSchema | None) -> str | None:
     """The field ``option`` sets on the endpoint: the first it has; without a schema, the
     option's first field (nothing can be checked)."""
     if schema is None:
@@ -267,7 +279,8 @@ def _target_field(option: FieldOption, schema: EndpointSchema | None) -> str | N
     return None
 
 
-def _set(arguments: dict[str, Any], name: str, value: Any) -> None:
+def set_field(arguments: dict[str, Any], name: str, value: Any) -> None:
+    """Set the field ``name`` of ``arguments``; a dotted name sets a field of an object field."""
     head, _, tail = name.partition(".")
     if tail:
         arguments[head] = {**(arguments.get(head) or {}), tail: value}
@@ -283,6 +296,18 @@ def _option_values(args: argparse.Namespace) -> list[tuple[FieldOption, Any]]:
             continue
         given.append((option, value))
     return given
+
+
+def image_target(
+    endpoint: str, lookup: SchemaLookup, openapi_url: str | None
+) -> tuple[str, SchemaLookup] | None:
+    """Where a request for ``endpoint`` given an image goes, with its schema: the endpoint
+    itself when it takes one (or its schema is unknown), else its family's image-to-video
+    endpoint; None when it has none."""
+    if lookup.schema is None or lookup.schema.field("image_url") is not None:
+        return endpoint, lookup
+    sibling = image_sibling(endpoint)
+    return (sibling, lookup_schema(sibling, url=openapi_url)) if sibling is not None else None
 
 
 def build_request(
@@ -314,17 +339,17 @@ def build_request(
     except LtxError as error:
         raise usage_error(error) from None
     lookup = lookup_schema(endpoint, url=openapi_url)
-    schema = lookup.schema
-    if args.image is not None and schema is not None and schema.field("image_url") is None:
-        sibling = image_sibling(endpoint)
-        if sibling is None:
+    if args.image is not None:
+        target = image_target(endpoint, lookup, openapi_url)
+        if target is None:
             raise UsageError(
                 f"%ltx: --image: {endpoint} takes no image and has no image-to-video "
                 "endpoint in its family; choose one with --endpoint (%ltx endpoints lists them)"
             )
-        notes.append(f"--image: using {sibling}, the image-to-video endpoint of {endpoint}")
-        endpoint, lookup = sibling, lookup_schema(sibling, url=openapi_url)
-        schema = lookup.schema
+        if target[0] != endpoint:
+            notes.append(f"--image: using {target[0]}, the image-to-video endpoint of {endpoint}")
+            endpoint, lookup = target
+    schema = lookup.schema
 
     arguments: dict[str, Any] = {}
     if schema is not None:
@@ -336,7 +361,7 @@ def build_request(
         raise UsageError("%ltx: the prompt is the cell body; do not pass it with --param")
     explicit: dict[str, Any] = {"prompt": prompt}
     for option, value in _option_values(args):
-        name = _target_field(option, schema)
+        name = target_field(option, schema)
         if name is None:
             assert schema is not None
             raise UsageError(
@@ -347,7 +372,7 @@ def build_request(
             raise UsageError(
                 f"%ltx: {name.split('.')[0]} is given twice, by {option.flag} and --param"
             )
-        _set(explicit, name, value)
+        set_field(explicit, name, value)
     arguments.update(params)
     arguments.update(explicit)
 
@@ -407,7 +432,7 @@ def magic_cell(endpoint: str, arguments: Mapping[str, Any]) -> str:
 def _field_words(name: str, value: Any, schema: EndpointSchema | None) -> list[str]:
     option = _OPTION_OF_FIELD.get(name)
     if option is not None:
-        target = _target_field(option, schema)
+        target = target_field(option, schema)
         if target == name:
             written = _option_words(option, value)
             if written is not None:

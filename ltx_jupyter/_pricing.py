@@ -55,11 +55,13 @@ __all__ = [
     "Prices",
     "TableEntry",
     "UnitPrice",
+    "add_up",
     "aget_prices",
     "cache_path",
     "default_cache_dir",
     "estimate",
     "format_money",
+    "format_totals",
     "get_prices",
     "load_table",
 ]
@@ -576,6 +578,23 @@ def format_money(amount: float, currency: str, *, unit: bool = False) -> str:
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
 
 
+def add_up(amounts: Iterable[tuple[float | None, str | None]]) -> tuple[dict[str, float], int]:
+    """The total per currency of ``(amount, currency)`` pairs, and how many have no price."""
+    totals: dict[str, float] = {}
+    unknown = 0
+    for amount, currency in amounts:
+        if amount is None or currency is None:
+            unknown += 1
+        else:
+            totals[currency] = totals.get(currency, 0.0) + amount
+    return totals, unknown
+
+
+def format_totals(totals: Mapping[str, float]) -> str:
+    """``$0.60 + 1.20 EUR``: each currency's total, in the currencies' order; "" for none."""
+    return " + ".join(format_money(amount, currency) for currency, amount in sorted(totals.items()))
+
+
 # -- fal's pricing API, with a day's cache -----------------------------------------------------
 
 
@@ -760,6 +779,8 @@ class _Lookup:
         }
         self.wanted = [i for i in self.ids if i not in self.fresh]
         self.fetched: dict[str, dict[str, Any]] = {}
+        #: Why the API was not asked or failed (one line, never the key); None when it answered.
+        self.problem: str | None = None
 
     def __repr__(self) -> str:
         return f"_Lookup({self.platform_url}, {len(self.ids)} ids)"
@@ -815,7 +836,7 @@ class _Lookup:
             for endpoint_id in chunk:
                 self.fetched.setdefault(endpoint_id, {"unpriced": True, "fetched_at": self.now})
 
-    def problem(self, exc: Exception) -> str:
+    def describe_failure(self, exc: Exception) -> str:
         """One line naming the API and what went wrong (never the key)."""
         import httpx
 
@@ -829,8 +850,9 @@ class _Lookup:
             what = f"could not be asked ({type(exc).__name__})"
         return f"{self.api_name} {what}"
 
-    def finish(self, problem: str | None) -> Prices:
+    def finish(self) -> Prices:
         """The prices: fetched, else cached (stale ones only after a problem), else the table."""
+        problem = self.problem
         if self.fetched:
             self._write_cache()
         prices: dict[str, UnitPrice] = {}
@@ -929,20 +951,22 @@ _unreachable: dict[Path, tuple[float, str]] = {}
 RETRY_UNREACHABLE = 600.0
 
 
-def _known_problem(lookup: _Lookup) -> str | None:
-    """Why the API is not to be asked now: no key for fal's, or it failed a moment ago."""
-    reason = lookup.skip_reason()
-    if reason is not None:
-        return reason
+def _start(lookup: _Lookup) -> Generator[_Call, httpx.Response, None] | None:
+    """The calls to make for ``lookup`` (None: nothing to ask, or the API is not to be asked
+    now: no key for fal's, or it failed a moment ago, which ``lookup.problem`` then says)."""
+    if not lookup.wanted:
+        return None
+    lookup.problem = lookup.skip_reason()
     known = _unreachable.get(lookup.path)
-    if known is not None and time.monotonic() < known[0]:
-        return known[1]
-    return None
+    if lookup.problem is None and known is not None and time.monotonic() < known[0]:
+        lookup.problem = known[1]
+    return lookup.plan() if lookup.problem is None else None
 
 
-def _remember_problem(lookup: _Lookup, problem: str) -> str:
-    _unreachable[lookup.path] = (time.monotonic() + RETRY_UNREACHABLE, problem)
-    return problem
+def _failed(lookup: _Lookup, exc: Exception) -> None:
+    """Record why the API could not be asked, in ``lookup`` and for a while after."""
+    lookup.problem = lookup.describe_failure(exc)
+    _unreachable[lookup.path] = (time.monotonic() + RETRY_UNREACHABLE, lookup.problem)
 
 
 def _advance(plan: Generator[_Call, httpx.Response, None], response: Any) -> _Call | None:
@@ -980,19 +1004,18 @@ def get_prices(
         table=table,
         now=now,
     )
-    problem = _known_problem(lookup) if lookup.wanted else None
-    if lookup.wanted and problem is None:
+    plan = _start(lookup)
+    if plan is not None:
         import httpx
 
-        plan = lookup.plan()
         try:
             with httpx.Client(timeout=timeout, auth=lookup.auth(), headers=_ACCEPT) as client:
                 call = _advance(plan, None)
                 while call is not None:
                     call = _advance(plan, client.get(call.url, params=call.params))
         except Exception as exc:
-            problem = _remember_problem(lookup, lookup.problem(exc))
-    return lookup.finish(problem)
+            _failed(lookup, exc)
+    return lookup.finish()
 
 
 async def aget_prices(
@@ -1016,11 +1039,10 @@ async def aget_prices(
         table=table,
         now=now,
     )
-    problem = _known_problem(lookup) if lookup.wanted else None
-    if lookup.wanted and problem is None:
+    plan = _start(lookup)
+    if plan is not None:
         import httpx
 
-        plan = lookup.plan()
         try:
             async with httpx.AsyncClient(
                 timeout=timeout, auth=lookup.auth(), headers=_ACCEPT
@@ -1029,5 +1051,5 @@ async def aget_prices(
                 while call is not None:
                     call = _advance(plan, await client.get(call.url, params=call.params))
         except Exception as exc:
-            problem = _remember_problem(lookup, lookup.problem(exc))
-    return lookup.finish(problem)
+            _failed(lookup, exc)
+    return lookup.finish()

@@ -49,6 +49,7 @@ __all__ = [
     "lookup_schema",
     "parse_output",
     "resolve_endpoint",
+    "short_endpoint",
     "validate_input",
     "validate_with",
 ]
@@ -202,6 +203,11 @@ def resolve_endpoint(endpoint_id: str) -> str:
     if "/" not in text or (is_known(owned) and not is_known(text)):
         return owned
     return text
+
+
+def short_endpoint(endpoint_id: str) -> str:
+    """``endpoint_id`` as a heading or a line shows it: without ``fal-ai/``."""
+    return endpoint_id.removeprefix(FAL_OWNER + "/")
 
 
 def image_sibling(endpoint_id: str) -> str | None:

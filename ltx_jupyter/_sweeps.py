@@ -37,21 +37,22 @@ from ._parsing import (
     OPTIONS,
     FieldOption,
     RunRequest,
-    _set,
-    _target_field,
     build_request,
+    image_target,
+    set_field,
+    target_field,
     usage_error,
 )
-from ._pricing import format_money
+from ._pricing import add_up, format_money, format_totals
 from ._runner import async_wrap, wait_future
 from ._schema import (
     ValidatedInput,
-    image_sibling,
     lookup_schema,
     resolve_endpoint,
+    short_endpoint,
     validate_with,
 )
-from ._text import shorten
+from ._text import counted
 
 if TYPE_CHECKING:
     from ._endpoints import SchemaLookup
@@ -122,7 +123,7 @@ class SweepAxis:
             return None
         option = self.option
         if option is not None:
-            return _target_field(option, schema)
+            return target_field(option, schema)
         if schema is None or schema.field(self.name) is not None:
             return self.name
         return None
@@ -137,7 +138,7 @@ class SweepAxis:
     def label(self, value: Any) -> str:
         """``value`` as a grid heading shows it."""
         if self.is_endpoint and isinstance(value, str):
-            return value.removeprefix("fal-ai/")
+            return short_endpoint(value)
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping) and set(value) == {"width", "height"}:
@@ -280,17 +281,10 @@ class SweepCell:
 
 
 def _total_text(amounts: Iterable[tuple[float | None, str | None]], jobs: int) -> str:
-    totals: dict[str, float] = {}
-    unknown = 0
-    for amount, currency in amounts:
-        if amount is None or currency is None:
-            unknown += 1
-        else:
-            totals[currency] = totals.get(currency, 0.0) + amount
-    parts = [format_money(value, currency) for currency, value in sorted(totals.items())]
-    text = " + ".join(parts) if parts else ("price unknown" if unknown else "$0.00")
-    text += f" for {jobs} job{'s' if jobs != 1 else ''}"
-    if unknown and parts:
+    totals, unknown = add_up(amounts)
+    text = format_totals(totals) or ("price unknown" if unknown else "$0.00")
+    text += f" for {counted(jobs, 'job')}"
+    if unknown and totals:
         text += f" ({unknown} with no known price)"
     return text
 
@@ -308,15 +302,7 @@ class SweepPlan:
 
     def total(self) -> tuple[dict[str, float], int]:
         """The estimated total per currency, and how many cells have no known price."""
-        totals: dict[str, float] = {}
-        unknown = 0
-        for cell in self.cells:
-            estimate = cell.estimate
-            if estimate.amount is None or estimate.currency is None:
-                unknown += 1
-            else:
-                totals[estimate.currency] = totals.get(estimate.currency, 0.0) + estimate.amount
-        return totals, unknown
+        return add_up((c.estimate.amount, c.estimate.currency) for c in self.cells)
 
     def total_text(self) -> str:
         """``$0.60 for 6 jobs`` (and how many have no known price)."""
@@ -353,12 +339,10 @@ def _adapted_first(axis: SweepAxis) -> Any:
 def _request_schema(args: argparse.Namespace, endpoint: str, openapi_url: str | None) -> Any:
     """The schema the request for ``endpoint`` will use (its image-to-video sibling's when an
     image is given to an endpoint that takes none), as :func:`build_request` decides."""
-    schema = lookup_schema(endpoint, url=openapi_url).schema
-    if args.image is not None and schema is not None and schema.field("image_url") is None:
-        sibling = image_sibling(endpoint)
-        if sibling is not None:
-            schema = lookup_schema(sibling, url=openapi_url).schema
-    return schema
+    lookup = lookup_schema(endpoint, url=openapi_url)
+    if args.image is not None:
+        lookup = (image_target(endpoint, lookup, openapi_url) or (endpoint, lookup))[1]
+    return lookup.schema
 
 
 def plan_from_args(
@@ -422,12 +406,12 @@ def _base_request(
     base.endpoint = endpoint
     base.param = list(args.param or ())
     schema = _request_schema(base, endpoint, openapi_url) if varies_endpoint else None
-    shown = endpoint.removeprefix("fal-ai/")
+    shown = short_endpoint(endpoint)
     if varies_endpoint and schema is not None:
         # Each endpoint is sent only the fields it has.
         for option in OPTIONS:
             value = getattr(base, option.dest, None)
-            if value not in (None, []) and _target_field(option, schema) is None:
+            if value not in (None, []) and target_field(option, schema) is None:
                 setattr(base, option.dest, None)
                 notes.append(f"{shown} has no {' or '.join(option.fields)}: {option.flag} not sent")
         kept = []
@@ -478,7 +462,7 @@ def plan_sweep(
         for name in list(arguments):
             if schema is not None and schema.field(name) is None and endpoint_axis is not None:
                 del arguments[name]
-                notes.append(f"{endpoint_id.removeprefix('fal-ai/')} has no {name}: not sent")
+                notes.append(f"{short_endpoint(endpoint_id)} has no {name}: not sent")
         bases[value] = (arguments, lookup)
     plan = _combine(axes, bases, session=session, queue_url=queue_url, strict=strict)
     return SweepPlan(plan.axes, plan.cells, (*notes, *plan.notes))
@@ -522,7 +506,7 @@ def _combine(
         for axis, value in zip(axes, key, strict=True):
             name = axis.field_on(lookup.schema)
             if name is not None:
-                _set(arguments, name, axis.field_value(value))
+                set_field(arguments, name, axis.field_value(value))
         try:
             validated = validate_with(lookup, arguments, strict=strict)
         except LtxError as error:
@@ -884,8 +868,3 @@ def _match_unlinked(record: SweepRecord, cells: list[int], history: HistoryStore
                 candidates.remove(entry)
                 break
     return found
-
-
-def sweep_cell_label(axes: Sequence[SweepAxis], key: Sequence[Any]) -> str:
-    """``guidance = 3 · seed = 1``: a cell's axis values as one line."""
-    return " · ".join(shorten(a.heading(v), 60) for a, v in zip(axes, key, strict=True))

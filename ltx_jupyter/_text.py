@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["shorten", "value_repr"]
+__all__ = ["counted", "shorten", "value_repr"]
 
 ELLIPSIS = "…"
 
@@ -16,6 +16,11 @@ def shorten(text: str, limit: int) -> str:
     if len(line) <= limit:
         return line
     return line[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 job``, ``3 jobs``: a count and its (regular) noun."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def value_repr(value: object, limit: int = 80) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -30,6 +31,7 @@ from ._history import HistoryStore
 from ._html import is_http_url
 from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession
 from ._parsing import (
+    FIELD_OF_SETTING,
     RunRequest,
     build_request,
     parse_lora,
@@ -57,12 +59,6 @@ SUBCOMMANDS = (
     "compare",
     "gallery",
 )
-#: The endpoint field each default setting fills in.
-_FIELD_OF_SETTING = {
-    "steps": "num_inference_steps",
-    "guidance": "guidance_scale",
-    "negative_prompt": "negative_prompt",
-}
 
 
 @magics_class
@@ -156,7 +152,7 @@ class LtxMagics(Magics):
         """A default for an endpoint field must be a value the configured endpoint accepts,
         so a mistake shows when it is set, not at the next run."""
         value, name = proposal["value"], proposal["trait"].name
-        field = _FIELD_OF_SETTING[name]
+        field = FIELD_OF_SETTING[name]
         schema = lookup_schema(self.endpoint, url=self._openapi_url).schema
         if value is None or schema is None or schema.field(field) is None:
             return value
@@ -342,19 +338,14 @@ class LtxMagics(Magics):
             args,
             prompt,
             default_endpoint=self.endpoint,
-            defaults={
-                "num_inference_steps": self.steps,
-                "guidance_scale": self.guidance,
-                "negative_prompt": self.negative_prompt,
-            },
+            defaults=self._field_defaults(),
             strict=self.strict_fields,
             openapi_url=self._openapi_url,
         )
         estimate = self.session.estimate(request.input, self.queue_url)
         if request.dry_run:
             plan = DryRun(request.input, estimate)
-            if request.out:
-                self.shell.user_ns[request.out] = plan
+            self._keep(request, plan)
             display(plan)
             return None
         self._check_cost(estimate)
@@ -387,6 +378,18 @@ class LtxMagics(Magics):
 
     # -- running and showing ---------------------------------------------------------------------
 
+    def _field_defaults(self) -> dict[str, Any]:
+        """The endpoint field values the settings give (``steps``: ``num_inference_steps``)."""
+        return {field: getattr(self, name) for name, field in FIELD_OF_SETTING.items()}
+
+    def _keep(self, request: RunRequest, value: Any) -> None:
+        """``-o NAME``: store what the cell made in the user's namespace."""
+        if request.out:
+            self.shell.user_ns[request.out] = value
+
+    def _resume_options(self) -> JobOptions:
+        return JobOptions(timeout=self.timeout, save_dir=self.save_dir or None)
+
     def _job_options(self, request: RunRequest) -> JobOptions:
         return JobOptions(
             timeout=request.timeout if request.timeout is not None else self.timeout,
@@ -409,10 +412,8 @@ class LtxMagics(Magics):
             )
         except LtxError as error:
             raise usage_error(error) from None
-        for warning in request.warnings:
-            print(f"ltx: note: {warning}", file=sys.stderr)
-        if request.out:
-            self.shell.user_ns[request.out] = job
+        _notes(request.warnings)
+        self._keep(request, job)
         self._show(job, request.wait)
         return job
 
@@ -482,7 +483,6 @@ class LtxMagics(Magics):
         from ._sweeps import parse_axis, plan_from_args, start_sweep
 
         axes = [parse_axis(text) for text in args.sweep]
-        defaults = {field: getattr(self, name) for name, field in _FIELD_OF_SETTING.items()}
         plan, request = plan_from_args(
             args,
             prompt,
@@ -490,7 +490,7 @@ class LtxMagics(Magics):
             session=self.session,
             queue_url=self.queue_url,
             default_endpoint=self.endpoint,
-            defaults=defaults,
+            defaults=self._field_defaults(),
             strict=self.strict_fields,
             openapi_url=self._openapi_url,
         )
@@ -509,10 +509,8 @@ class LtxMagics(Magics):
             )
         except LtxError as error:
             raise usage_error(error) from None
-        for note in plan.notes:
-            print(f"ltx: note: {note}", file=sys.stderr)
-        if request.out:
-            self.shell.user_ns[request.out] = sweep
+        _notes(plan.notes)
+        self._keep(request, sweep)
         self._show_sweep(sweep, request.wait)
         return sweep
 
@@ -639,8 +637,7 @@ class LtxMagics(Magics):
         if refresh:
             self.session.forget_prices()
         prices = self.session.prices([info.endpoint_id for info in matching], self.queue_url)
-        for note in notes:
-            print(f"ltx: note: {note}", file=sys.stderr)
+        _notes(notes)
         display(endpoints_table(matching, prices, text=text, note=prices.note))
 
     def _cached_infos(self) -> list[Any]:
@@ -712,7 +709,7 @@ class LtxMagics(Magics):
                 request_id,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
-                options=JobOptions(timeout=self.timeout, save_dir=self.save_dir or None),
+                options=self._resume_options(),
             )
         except (LtxError, ValueError) as error:
             raise UsageError(f"%ltx resume: {error}") from None
@@ -737,7 +734,7 @@ class LtxMagics(Magics):
                 self.session,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
-                options=JobOptions(timeout=self.timeout, save_dir=self.save_dir or None),
+                options=self._resume_options(),
             )
         except (LtxError, ValueError) as error:
             raise UsageError(f"%ltx resume: {error}") from None
@@ -769,15 +766,9 @@ class LtxMagics(Magics):
 
     def _history_entry(self, request_id: str) -> Any:
         try:
-            entry = self.session.history.get(request_id)
+            return self.session.recorded(request_id)
         except ValueError as error:
             raise UsageError(f"%ltx: {error}") from None
-        if entry is None:
-            raise UsageError(
-                f"%ltx: no job {request_id!r} in this session or in the history "
-                f"({self.session.history.path})"
-            )
-        return entry
 
     def close(self) -> None:
         """Stop following jobs (remote requests go on) and stop the worker thread."""
@@ -791,6 +782,11 @@ class LtxMagics(Magics):
 
 
 _loaded: dict[int, LtxMagics] = {}
+
+
+def _notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"ltx: note: {note}", file=sys.stderr)
 
 
 def _sweep_mimebundle(sweep: Any) -> Any:

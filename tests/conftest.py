@@ -153,3 +153,58 @@ def ltx_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     for shell in shells:
         shell.run_line_magic("unload_ext", "ltx_jupyter")
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def make_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A fresh InteractiveShell with the extension loaded, pointed at a server (``LtxMagics``
+    config as keywords), working in a temporary folder with its own history and no
+    credentials."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    def make(server: Any, **config: Any) -> Any:
+        return ltx_shell(server.url, **config)
+
+    return make
+
+
+@pytest.fixture
+def start_kernel(tmp_path: Path) -> Iterator[Callable[..., tuple[Any, Any]]]:
+    """Start real IPython kernels (jupyter_client) whose ltx-jupyter talks to the queue at
+    ``queue_url``, in ``tmp_path`` with its history there and no ``FAL_KEY`` (``env``: more
+    variables); each is ``(manager, client)``, shut down after the test."""
+    from jupyter_client.manager import start_new_kernel
+
+    started = []
+
+    def start(queue_url: str, **env: str) -> tuple[Any, Any]:
+        environ = {
+            **os.environ,
+            "LTX_QUEUE_URL": queue_url,
+            "LTX_HISTORY_FILE": str(tmp_path / "history.jsonl"),
+            **env,
+        }
+        environ.pop("FAL_KEY", None)
+        km, kc = start_new_kernel(kernel_name="python3", env=environ, cwd=str(tmp_path))
+        started.append((km, kc))
+        return km, kc
+
+    yield start
+    for km, kc in started:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 20 MB JPEG (``tests/photos.py``), as a phone takes them: the upload tests send it."""
+    from .photos import PHOTO_BYTES, write_photo
+
+    path = write_photo(tmp_path_factory.mktemp("photos") / "phone photo.jpg")
+    assert path.stat().st_size >= PHOTO_BYTES
+    return path

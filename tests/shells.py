@@ -9,15 +9,16 @@ from typing import Any
 from IPython.core.interactiveshell import InteractiveShell
 
 
-def eventually(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``condition`` until it is truthy (returning its value) or fail after ``timeout``."""
+def eventually(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``condition`` until it is truthy (returning its value) or fail after ``timeout``,
+    saying ``what`` did not happen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+    raise AssertionError(f"never happened: {what}" if what else "condition not reached in time")
 
 
 def magics_of(shell: InteractiveShell) -> Any:

@@ -16,9 +16,7 @@ from ltx_jupyter._parsing import OPTIONS
 from ltx_jupyter._schema import lookup_schema
 
 from .shells import magics_of
-from .test_magics import make_shell, submits
-
-__all__ = ["make_shell"]  # a fixture, used by name
+from .test_magics import submits
 
 LTX2 = "fal-ai/ltx-2/text-to-video"
 DISTILLED_13B = "fal-ai/ltx-video-13b-distilled"

@@ -29,18 +29,11 @@ STATIC = Path(__file__).resolve().parent.parent / "ltx_jupyter" / "static"
 
 @pytest.fixture
 def make_shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+    make_shell: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    """The suite's ``make_shell``, with caches of the test's own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-    def make(server: Any, **config: Any) -> InteractiveShell:
-        return ltx_shell(server.url, **config)
-
-    return make
+    return make_shell
 
 
 def run_sweep(shell: InteractiveShell, line: str, prompt: str = "x") -> Sweep:

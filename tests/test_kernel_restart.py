@@ -11,30 +11,25 @@ import json
 import os
 import re
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from IPython.utils.capture import capture_output
-from jupyter_client.manager import start_new_kernel
 
 from ltx_jupyter import _jobs
 from ltx_jupyter._history import HistoryStore
 from ltx_jupyter._schema import TEXT_TO_VIDEO as T2V
 
 from .faultproxy import FaultProxy
-from .test_kernel import drain, execute, state_value
+from .kernels import drain, execute, printed, state_value
+from .shells import eventually
 
 
 def server_state(server: Any, request_id: str) -> dict[str, Any]:
     return dict(httpx.get(f"{server.url}/_local/requests/{request_id}", timeout=5).json())
-
-
-def printed(messages: list[dict[str, Any]]) -> str:
-    return "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
 
 
 def shown(messages: list[dict[str, Any]], mime: str) -> str:
@@ -45,48 +40,18 @@ def shown(messages: list[dict[str, Any]], mime: str) -> str:
     )
 
 
-def eventually(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
-@pytest.fixture
-def kernel(tmp_path: Path) -> Iterator[Callable[[Any], tuple[Any, Any]]]:
-    started = []
-
-    def start(server: Any) -> tuple[Any, Any]:
-        env = {
-            **os.environ,
-            "LTX_QUEUE_URL": server.url,
-            "LTX_HISTORY_FILE": str(tmp_path / "history.jsonl"),
-        }
-        env.pop("FAL_KEY", None)
-        km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
-        started.append((km, kc))
-        return km, kc
-
-    yield start
-    for km, kc in started:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("how", ["restart_kernel", "killed"])
 def test_after_a_kernel_restart_jobs_lists_the_servers_status_and_resume_brings_the_video(
     how: str,
-    kernel: Callable[[Any], tuple[Any, Any]],
+    start_kernel: Callable[..., tuple[Any, Any]],
     server_factory: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
     # One worker and slow steps: the long job still runs, and the last one waits, when the
     # new kernel asks.
     server = server_factory(concurrency=1, step_seconds=0.3)
-    km, kc = kernel(server)
+    km, kc = start_kernel(server.url)
     execute(kc, "%load_ext ltx_jupyter")
     reply, _ = execute(kc, "%%ltx -o done --steps 1 --wait\nfinished before the restart")
     assert reply["content"]["status"] == "ok"

@@ -7,14 +7,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from ltx_jupyter import Job, JobStatus
@@ -28,23 +26,6 @@ def submits(server: Any) -> int:
 
 def server_state(server: Any, request_id: str) -> dict[str, Any]:
     return httpx.get(f"{server.url}/_local/requests/{request_id}").json()
-
-
-@pytest.fixture
-def make_shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
-) -> Callable[..., Any]:
-    """A fresh InteractiveShell with the extension loaded, pointed at a server, working in a
-    temporary folder with its own history and no credentials."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
-    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-    def make(server: Any, **config: Any) -> InteractiveShell:
-        return ltx_shell(server.url, **config)
-
-    return make
 
 
 def test_a_cell_returns_at_once_and_the_view_reaches_the_video(make_shell, local_server):

@@ -1,5 +1,6 @@
 """Reading fal's per-endpoint OpenAPI documents: each keyword of the format, the shipped
-documents' facts (from ../shared/ltx-family.md), and validation against them."""
+documents' facts (their sources: ltx_jupyter/data/openapi/SOURCES.md), and validation against
+them."""
 
 from __future__ import annotations
 

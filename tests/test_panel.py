@@ -32,10 +32,8 @@ from ltx_jupyter._pricing import format_money, load_table
 from ltx_jupyter._schema import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, lookup_schema
 from tests.picker_frontend import send_file
 from tests.shells import eventually, magics_of
-from tests.test_magics import make_shell, server_state, submits
+from tests.test_magics import server_state, submits
 from tests.test_openapi import REF, document
-
-__all__ = ["make_shell"]  # a fixture, used by name
 
 LTX2 = "fal-ai/ltx-2/text-to-video"
 LTX2_FAST = "fal-ai/ltx-2/text-to-video/fast"

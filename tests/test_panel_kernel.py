@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.test_kernel import drain, execute, kernel_for, state_value
-
-__all__ = ["kernel_for"]  # a fixture, used by name
+from tests.kernels import drain, execute, printed, state_value
 
 OPEN_PANEL = """\
 panel = %ltx panel
@@ -62,18 +60,14 @@ def updates_of(comm_id: str, msg: dict[str, Any]) -> dict[str, Any]:
     return data.get("state", {}) if data.get("method") == "update" else {}
 
 
-def printed(messages: list[dict[str, Any]]) -> str:
-    return "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
-
-
 def is_prompt(placeholder: Any) -> bool:
     return str(placeholder or "").startswith("The main action first")
 
 
 def test_typing_and_a_generate_click_run_a_job_whose_video_reaches_the_frontend(
-    kernel_for, local_server
+    start_kernel, local_server
 ):
-    kernel = kernel_for(local_server)
+    _, kernel = start_kernel(local_server.url)
     execute(kernel, "%load_ext ltx_jupyter")
     reply, messages = execute(kernel, OPEN_PANEL)
     assert reply["content"]["status"] == "ok"
@@ -100,9 +94,9 @@ def test_typing_and_a_generate_click_run_a_job_whose_video_reaches_the_frontend(
 
 
 def test_choosing_an_endpoint_in_the_frontend_opens_its_controls_and_runs_them(
-    kernel_for, local_server
+    start_kernel, local_server
 ):
-    kernel = kernel_for(local_server)
+    _, kernel = start_kernel(local_server.url)
     execute(kernel, "%load_ext ltx_jupyter")
     _reply, messages = execute(kernel, OPEN_PANEL)
     endpoints = comm_of(

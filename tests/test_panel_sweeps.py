@@ -17,11 +17,11 @@ from ltx_jupyter._panel import Panel
 from ltx_jupyter._pricing import format_money, load_table
 from ltx_jupyter._sweeps import Sweep
 from tests.shells import eventually, magics_of
-from tests.test_magics import make_shell, server_state, submits
+from tests.test_magics import server_state, submits
 from tests.test_panel import LTX2, env, text_of
 from tests.test_sweeps import _peak_overlap
 
-__all__ = ["env", "make_shell"]  # fixtures, used by name
+__all__ = ["env"]  # a fixture, used by name
 
 SEED_ENDPOINT = "fal-ai/ltx-video"
 

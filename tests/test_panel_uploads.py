@@ -20,24 +20,15 @@ from ltx_jupyter._file_picker import CHUNK_BYTES, upload_folder
 from ltx_jupyter._panel import Panel
 from ltx_jupyter._schema import IMAGE_TO_VIDEO
 from tests.faultproxy import FaultProxy
-from tests.photos import PHOTO_BYTES, write_photo
 from tests.picker_frontend import PickerFrontEnd, send_file
 from tests.shells import eventually
-from tests.test_magics import make_shell, server_state, submits
+from tests.test_magics import server_state, submits
 from tests.test_panel import env, png_bytes, text_of
 
-__all__ = ["env", "make_shell"]  # fixtures, used by name
+__all__ = ["env"]  # a fixture, used by name
 
 UPLOADING = re.compile(r"uploading (\d+\.\d) / (\d+\.\d) MB")
 EXTEND = "fal-ai/ltxv-13b-098-distilled/extend"
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 20 MB JPEG (``tests/photos.py``, as the ``--image`` tests send)."""
-    path = write_photo(tmp_path_factory.mktemp("photos") / "phone photo.jpg")
-    assert path.stat().st_size >= PHOTO_BYTES
-    return path
 
 
 @pytest.fixture(scope="module")

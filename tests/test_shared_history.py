@@ -11,13 +11,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.utils.capture import capture_output
-from jupyter_client.manager import start_new_kernel
 
 from ltx_jupyter import JobStatus
 
@@ -47,27 +46,6 @@ def run(kc: Any, code: str, timeout: float = 120) -> str:
             return "".join(texts)
 
 
-@pytest.fixture
-def kernels(tmp_path: Path) -> Iterator[Callable[[str], Any]]:
-    started = []
-
-    def start(queue_url: str) -> Any:
-        env = {
-            **os.environ,
-            "LTX_QUEUE_URL": queue_url,
-            "LTX_HISTORY_FILE": str(tmp_path / "history.jsonl"),
-        }
-        env.pop("FAL_KEY", None)
-        km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
-        started.append((km, kc))
-        return kc
-
-    yield start
-    for km, kc in started:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
 # Both cells start together (the test creates the go file once both are sent) and pace their
 # submits, so the two kernels' appends really interleave even on a busy machine.
 SUBMIT_ALL = """
@@ -85,10 +63,10 @@ for i in range({jobs}):
 
 @pytest.mark.timeout(300)
 def test_two_kernels_writing_one_history_at_once_lose_and_corrupt_nothing(
-    kernels: Callable[[str], Any], server_factory: Callable[..., Any], tmp_path: Path
+    start_kernel: Callable[[str], Any], server_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = server_factory(concurrency=4, step_seconds=0.01)
-    a, b = kernels(server.url), kernels(server.url)
+    (_, a), (_, b) = start_kernel(server.url), start_kernel(server.url)
     # Both cells run at once: each kernel's submits and end-of-job updates land among the
     # other's.
     go = tmp_path / "go"

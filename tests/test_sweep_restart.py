@@ -5,33 +5,22 @@ send come back as not sent, and nothing is sent twice."""
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jupyter_client.manager import KernelManager, start_new_kernel
+from jupyter_client.manager import KernelManager
 
 
 @pytest.fixture
-def kernel(tmp_path: Path, server_factory: Any) -> Iterator[tuple[KernelManager, Any, Any]]:
+def kernel(
+    tmp_path: Path, server_factory: Any, start_kernel: Any
+) -> tuple[KernelManager, Any, Any]:
     server = server_factory(step_seconds=0.05, concurrency=8)
-    env = {
-        **os.environ,
-        "LTX_QUEUE_URL": server.url,
-        "LTX_HISTORY_FILE": str(tmp_path / "history.jsonl"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-    }
-    env.pop("FAL_KEY", None)
-    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
-    try:
-        yield km, kc, server
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    km, kc = start_kernel(server.url, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    return km, kc, server
 
 
 def printed(kc: Any, code: str, timeout: float = 120) -> str:

@@ -29,20 +29,11 @@ LTX2 = "ltx-2/text-to-video"
 
 @pytest.fixture
 def make_shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
+    make_shell: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
-    """A fresh shell against ``server``, in a temporary folder with its own history and
-    caches, and no credentials."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    """The suite's ``make_shell``, with caches of the test's own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-    def make(server: Any, **config: Any) -> InteractiveShell:
-        return ltx_shell(server.url, **config)
-
-    return make
+    return make_shell
 
 
 def submits(server: Any) -> int:

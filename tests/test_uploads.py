@@ -25,7 +25,7 @@ from ltx_jupyter._files import check_local_files, sniff
 from ltx_jupyter.server.video import write_mp4
 
 from .faultproxy import FaultProxy
-from .photos import PHOTO_BYTES, write_photo
+from .photos import write_photo
 from .shells import eventually, magics_of
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base=0.01, cap=0.05)
@@ -33,34 +33,9 @@ UPLOADING = re.compile(r"uploading (\d+\.\d) / (\d+\.\d) MB")
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 20 MB JPEG."""
-    path = write_photo(tmp_path_factory.mktemp("photos") / "phone photo.jpg")
-    assert path.stat().st_size >= PHOTO_BYTES
-    return path
-
-
-@pytest.fixture(scope="module")
 def small_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real JPEG of about 1.3 MB: over the data URI limit, so it is uploaded too."""
     return write_photo(tmp_path_factory.mktemp("photos") / "small.jpg", 1024, 768)
-
-
-@pytest.fixture
-def shell_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ltx_shell: Callable[..., Any]
-) -> Callable[..., Any]:
-    """A shell pointed at ``server`` (and ``storage_url``, when given), in a temporary folder
-    with its own history and no credentials."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LTX_HISTORY_FILE", str(tmp_path / "history.jsonl"))
-    for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-    def make(server: Any, **config: Any) -> Any:
-        return ltx_shell(server.url, **config)
-
-    return make
 
 
 @contextlib.contextmanager
@@ -94,13 +69,13 @@ def view_statuses(view: Any) -> list[str]:
 
 @pytest.mark.timeout(120)
 def test_a_20_mb_photo_goes_to_storage_with_its_progress_shown_and_the_job_runs(
-    shell_for: Callable[..., Any], server_factory: Callable[..., Any], photo: Path
+    make_shell: Callable[..., Any], server_factory: Callable[..., Any], photo: Path
 ) -> None:
     server = server_factory()
     # Storage behind a 10 MB/s uplink, so the upload lasts as long as a person can see.
     storage = FaultProxy(server.url).start()
     storage.add("throttle", path=r"^/storage/upload/", method="PUT", size=10_000_000, times=9)
-    shell = shell_for(server, storage_url=storage.url)
+    shell = make_shell(server, storage_url=storage.url)
     magics = magics_of(shell)
     with runner_paused(shell):
         shell.run_cell_magic("ltx", f"-o job --steps 2 --image '{photo}'", "the photo comes alive")
@@ -196,7 +171,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
 )
 def test_a_file_of_the_wrong_kind_is_a_one_line_error_naming_it_before_any_request(
-    shell_for: Callable[..., Any],
+    make_shell: Callable[..., Any],
     server_factory: Callable[..., Any],
     tmp_path: Path,
     clip: Path,
@@ -206,7 +181,7 @@ def test_a_file_of_the_wrong_kind_is_a_one_line_error_naming_it_before_any_reque
     message: str,
 ) -> None:
     server = server_factory()
-    shell = shell_for(server)
+    shell = make_shell(server)
     path = tmp_path / name
     data = (
         {"clip": clip.read_bytes(), "png": _png()}.get(content)
@@ -248,10 +223,10 @@ def test_files_of_the_declared_kind_pass(tmp_path: Path, clip: Path, small_photo
 
 @pytest.mark.timeout(60)
 def test_a_file_that_vanishes_before_its_upload_fails_the_job_naming_it_without_a_submit(
-    shell_for: Callable[..., Any], server_factory: Callable[..., Any], tmp_path: Path
+    make_shell: Callable[..., Any], server_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = server_factory()
-    shell = shell_for(server)
+    shell = make_shell(server)
     path = write_photo(tmp_path / "vanishing photo.jpg", 1024, 768)
     with runner_paused(shell):
         shell.run_cell_magic("ltx", f"-o job --image '{path}'", "the photo comes alive")
@@ -271,13 +246,13 @@ def test_a_file_that_vanishes_before_its_upload_fails_the_job_naming_it_without_
 
 @pytest.mark.timeout(60)
 def test_a_storage_server_that_drops_the_upload_midway_fails_the_job_without_a_submit(
-    shell_for: Callable[..., Any], server_factory: Callable[..., Any], small_photo: Path
+    make_shell: Callable[..., Any], server_factory: Callable[..., Any], small_photo: Path
 ) -> None:
     server = server_factory()
     with FaultProxy(server.url) as storage:
         # Every PUT of the bytes is cut once 300 kB of it reached the server.
         storage.add("cut_request", path=r"^/storage/upload/", method="PUT", size=300_000, times=99)
-        shell = shell_for(server, storage_url=storage.url)
+        shell = make_shell(server, storage_url=storage.url)
         magics = magics_of(shell)
         magics.session.client(server.url, storage.url).retry = FAST_RETRY
         shell.run_cell_magic("ltx", f"-o job --image {small_photo}", "the photo comes alive")

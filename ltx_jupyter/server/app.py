@@ -54,10 +54,12 @@ from .engines import Engine, get_engine
 from .engines.base import shared_field_errors
 from .middleware import (
     AuthMiddleware,
+    BodyTooLarge,
     OriginMiddleware,
     Stats,
     StatsMiddleware,
     error_response,
+    read_body,
 )
 from .platform import platform_routes
 from .queue import CANCELLED, COMPLETED, IN_QUEUE, TIMED_OUT, RequestQueue, RequestRecord
@@ -72,25 +74,6 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() in _TRUE
-
-
-class _BodyTooLarge(Exception):
-    """A request body went past its limit."""
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request's body, or :class:`_BodyTooLarge` as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -218,8 +201,8 @@ async def submit(request: Request) -> Response:
         return error_response(400, str(error), error_type="bad_request")
 
     try:
-        data = json.loads(await _read_body(request, server.config.max_body_bytes) or b"null")
-    except _BodyTooLarge:
+        data = json.loads(await read_body(request, server.config.max_body_bytes) or b"null")
+    except BodyTooLarge:
         return _too_large(server.config.max_body_bytes)
     except ValueError:
         error = FieldError(("body",), "is not valid JSON", "json_invalid")
@@ -364,8 +347,8 @@ async def upload_initiate(request: Request) -> Response:
     """``POST /storage/upload/initiate``: answer where to PUT the bytes and the file's URL."""
     server = _server(request)
     try:
-        body = json.loads(await _read_body(request, server.config.max_body_bytes) or b"{}")
-    except _BodyTooLarge:
+        body = json.loads(await read_body(request, server.config.max_body_bytes) or b"{}")
+    except BodyTooLarge:
         return _too_large(server.config.max_body_bytes)
     except ValueError:
         body = None

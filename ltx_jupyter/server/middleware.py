@@ -8,7 +8,8 @@
   (served at ``/_local/stats``).
 
 :func:`error_response` is the one way the server answers an error, in fal's shape
-(``{"detail": ...}`` plus extras such as ``error_type``).
+(``{"detail": ...}`` plus extras such as ``error_type``); :func:`read_body` the one way a route
+reads a body bounded in size.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,11 +39,13 @@ __all__ = [
     "KINDS",
     "ORIGIN_DETAIL",
     "AuthMiddleware",
+    "BodyTooLarge",
     "OriginMiddleware",
     "Stats",
     "StatsMiddleware",
     "classify",
     "error_response",
+    "read_body",
 ]
 
 AUTH_DETAIL = (
@@ -75,6 +79,25 @@ def error_response(status_code: int, detail: Any, **extra: Any) -> JSONResponse:
     """
     headers = extra.pop("headers", None)
     return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
+
+
+class BodyTooLarge(Exception):
+    """A request body went past its limit."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, or :class:`BodyTooLarge` as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Stats:

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from .._errors import FieldError
 from .._pricing import MAX_IDS_PER_CALL, PriceTable, load_table
 from .config import ServerConfig
+from .middleware import BodyTooLarge, error_response, read_body
 
 __all__ = ["platform_routes"]
 
@@ -36,7 +37,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _invalid(*errors: FieldError) -> JSONResponse:
-    return JSONResponse({"detail": [e.to_detail() for e in errors]}, status_code=422)
+    return error_response(422, [e.to_detail() for e in errors])
 
 
 class _PricingAPI:
@@ -179,19 +180,12 @@ def _quantity_ok(value: Any, *, whole: bool) -> bool:
 
 async def _read_json(request: Request) -> Any:
     """The request's JSON body, or a :class:`FieldError` (too large, not JSON)."""
-    too_large = FieldError(("body",), f"is larger than {MAX_ESTIMATE_BYTES} bytes", "too_long")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_ESTIMATE_BYTES:
-        return too_large
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_ESTIMATE_BYTES:
-            return too_large
-        chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks) or b"null")
+        body = await read_body(request, MAX_ESTIMATE_BYTES)
+    except BodyTooLarge:
+        return FieldError(("body",), f"is larger than {MAX_ESTIMATE_BYTES} bytes", "too_long")
+    try:
+        return json.loads(body or b"null")
     except ValueError:
         return FieldError(("body",), "is not valid JSON", "json_invalid")
 
@@ -201,10 +195,8 @@ def _only(method: str, handler: Handler) -> Handler:
 
     async def route(request: Request) -> Response:
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
-            return JSONResponse(
-                {"detail": f"Method not allowed: use {method}"},
-                status_code=405,
-                headers={"Allow": method},
+            return error_response(
+                405, f"Method not allowed: use {method}", headers={"Allow": method}
             )
         return await handler(request)
 
