@@ -26,8 +26,9 @@ from .faults import FaultSettings, run_faults
 from .magic import MagicSettings, run_magic
 from .magic_path import MagicPathSettings, magic_path_table, run_magic_path
 from .server_side import ServerSettings, run_server_side
+from .startup import StartupSettings, run_startup, startup_table
 
-PARTS = ("clients", "server", "magic", "magic_path", "faults", "explore")
+PARTS = ("startup", "clients", "server", "magic", "magic_path", "faults", "explore")
 
 
 def machine() -> dict[str, Any]:
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     runs = {
+        "startup": (
+            lambda: run_startup(StartupSettings.quick() if args.quick else StartupSettings(), log),
+            startup_table,
+        ),
         "clients": (
             lambda: run_clients(
                 ClientSettings.quick()

@@ -8,7 +8,9 @@ The magic stays thin: :mod:`._parsing` turns the line into an input, :mod:`._job
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,6 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 from IPython.display import display
 from traitlets import Bool, Bunch, Float, Int, TraitError, Unicode, default, observe, validate
 
-from ._display import DryRun, job_mimebundle, job_video
 from ._errors import LtxError
 from ._fal import (
     PRIORITIES,
@@ -29,7 +30,6 @@ from ._fal import (
 )
 from ._history import HistoryStore
 from ._html import is_http_url
-from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession
 from ._parsing import (
     FIELD_OF_SETTING,
     RunRequest,
@@ -44,6 +44,7 @@ from ._schema import DEFAULT_ENDPOINT, check_input, lookup_schema, resolve_endpo
 from ._text import value_repr
 
 if TYPE_CHECKING:
+    from ._jobs import ConcurrencyLimit, Job, JobOptions, JobSession
     from ._pricing import Estimate
 
 __all__ = ["LtxMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -127,7 +128,7 @@ class LtxMagics(Magics):
 
     @observe("max_concurrent")
     def _max_concurrent_changed(self, change: Any) -> None:
-        self._limit = ConcurrencyLimit(change["new"])
+        self._limit = None  # running sweeps keep theirs; the next ones get the new cap
 
     @validate("endpoint")
     def _valid_endpoint(self, proposal: Bunch) -> str:
@@ -196,16 +197,37 @@ class LtxMagics(Magics):
         return default_storage_url(self.queue_url)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        self._session: JobSession | None = None
+        self._limit: ConcurrencyLimit | None = None
         super().__init__(shell=shell, **kwargs)
-        self.session = JobSession(history=HistoryStore(self.history_file or None))
         self.views: dict[int, Any] = {}
         #: The grids shown by sweeps and compares, closed with the extension.
         self.grids: list[Any] = []
-        self._limit = ConcurrencyLimit(self.max_concurrent)
+
+    # The jobs' machinery (the client, httpx, asyncio) loads with the first use of the
+    # session, not with %load_ext.
+    @property
+    def session(self) -> JobSession:
+        """The jobs of this shell: run, followed, and journalled in the history."""
+        if self._session is None:
+            from ._jobs import JobSession
+
+            self._session = JobSession(history=HistoryStore(self.history_file or None))
+        return self._session
+
+    @property
+    def limit(self) -> ConcurrencyLimit:
+        """The cap on sweep jobs in flight (``max_concurrent``), shared with the panel."""
+        if self._limit is None:
+            from ._jobs import ConcurrencyLimit
+
+            self._limit = ConcurrencyLimit(self.max_concurrent)
+        return self._limit
 
     @observe("history_file")
     def _history_file_changed(self, change: Any) -> None:
-        self.session.history = HistoryStore(change["new"] or None)
+        if self._session is not None:
+            self._session.history = HistoryStore(change["new"] or None)
 
     # -- the magic ---------------------------------------------------------------------------
 
@@ -344,6 +366,8 @@ class LtxMagics(Magics):
         )
         estimate = self.session.estimate(request.input, self.queue_url)
         if request.dry_run:
+            from ._display import DryRun
+
             plan = DryRun(request.input, estimate)
             self._keep(request, plan)
             display(plan)
@@ -388,9 +412,13 @@ class LtxMagics(Magics):
             self.shell.user_ns[request.out] = value
 
     def _resume_options(self) -> JobOptions:
+        from ._jobs import JobOptions
+
         return JobOptions(timeout=self.timeout, save_dir=self.save_dir or None)
 
     def _job_options(self, request: RunRequest) -> JobOptions:
+        from ._jobs import JobOptions
+
         return JobOptions(
             timeout=request.timeout if request.timeout is not None else self.timeout,
             priority=request.priority,
@@ -473,6 +501,8 @@ class LtxMagics(Magics):
             return
         if self._headless():
             print(job.status_line())
+        from ._display import job_video
+
         display(job_video(job))
 
     # -- sweeps ---------------------------------------------------------------------------------
@@ -503,7 +533,7 @@ class LtxMagics(Magics):
                 plan,
                 self.session,
                 self._job_options(request),
-                limit=self._limit,
+                limit=self.limit,
                 queue_url=self.queue_url,
                 storage_url=self.storage_url,
             )
@@ -563,6 +593,8 @@ class LtxMagics(Magics):
         job = self.session.find(job_id)
         if job is not None:
             if job.result is not None:
+                from ._display import job_video
+
                 display(job_video(job))
             elif job.local_id in self.views:
                 display(self.views[job.local_id])
@@ -598,7 +630,7 @@ class LtxMagics(Magics):
                 max_cost=self.max_cost,
                 shell=self.shell,
                 # Asked at each sweep: %config LtxMagics.max_concurrent replaces the limit.
-                limit=lambda: self._limit,
+                limit=lambda: self.limit,
             )
         except ValueError as error:
             raise UsageError(f"%ltx panel: {error}") from None
@@ -778,7 +810,8 @@ class LtxMagics(Magics):
         for grid in self.grids:
             grid.close()
         self.grids.clear()
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
 
 
 _loaded: dict[int, LtxMagics] = {}
@@ -787,6 +820,13 @@ _loaded: dict[int, LtxMagics] = {}
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
         print(f"ltx: note: {note}", file=sys.stderr)
+
+
+# The display code loads with the first job shown, not with the extension.
+def _job_mimebundle(job: Job) -> Any:
+    from ._display import job_mimebundle
+
+    return job_mimebundle(job)
 
 
 def _sweep_mimebundle(sweep: Any) -> Any:
@@ -807,13 +847,25 @@ def load_ipython_extension(shell: Any) -> None:
         ) from None
     shell.register_magics(magics)
     # A Job shown as a cell's value is its video (or its status line until it has one).
-    shell.display_formatter.mimebundle_formatter.for_type(Job, job_mimebundle)
+    shell.display_formatter.mimebundle_formatter.for_type_by_name(
+        "ltx_jupyter._jobs", "Job", _job_mimebundle
+    )
     shell.display_formatter.mimebundle_formatter.for_type_by_name(
         "ltx_jupyter._sweeps", "Sweep", _sweep_mimebundle
     )
     if magics not in shell.configurables:
         shell.configurables.append(magics)
     _loaded[id(shell)] = magics
+    threading.Thread(target=_preload_jobs, name="ltx-jupyter-preload", daemon=True).start()
+
+
+def _preload_jobs() -> None:
+    """Import the jobs' machinery (the client, httpx, asyncio: most of what the extension
+    loads) while the user reads the cell's output, so neither ``%load_ext`` nor the first job
+    or panel waits for all of it. An import the kernel thread starts meanwhile waits for this
+    one (Python's per-module import locks); the package has no import cycles."""
+    with contextlib.suppress(Exception):  # the first job imports it again, and says why not
+        importlib.import_module("ltx_jupyter._jobs")
 
 
 def unload_ipython_extension(shell: Any) -> None:
@@ -826,9 +878,8 @@ def unload_ipython_extension(shell: Any) -> None:
     if magics is None:
         return
     magics.close()
-    shell.display_formatter.mimebundle_formatter.pop(Job, None)
-    shell.display_formatter.mimebundle_formatter.deferred_printers.pop(
-        ("ltx_jupyter._sweeps", "Sweep"), None
-    )
+    # By name: a printer registered by name moves to the type's own entry once it is used.
+    shell.display_formatter.mimebundle_formatter.pop("ltx_jupyter._jobs.Job", None)
+    shell.display_formatter.mimebundle_formatter.pop("ltx_jupyter._sweeps.Sweep", None)
     if magics in shell.configurables:
         shell.configurables.remove(magics)

@@ -26,6 +26,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert "Clients:" in completed.stdout and "Magic:" in completed.stdout
+    assert "Startup (" in completed.stdout
 
     clients = json.loads((tmp_path / "clients.json").read_text())
     assert {"machine", "loopback_round_trip_ms", "clients", "targets"} <= set(clients)
@@ -46,3 +47,13 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert magic["return"]["return_ms"]["n"] > 0
     assert magic["headless"]["bytes_added"] > 0
     assert magic["kernel"]["log_job"]["comm_messages"] > 0
+
+    startup = json.loads((tmp_path / "startup.json").read_text())
+    (figures,) = startup["trees"].values()
+    assert figures["import_ms"]["n"] == figures["load_ext_ms"]["n"] > 0
+    assert figures["load_ext_ms"]["median"] > 0
+
+    magic_path = json.loads((tmp_path / "magic_path.json").read_text())
+    for worker in magic_path["workers"].values():
+        assert worker["jobs"] > 0 and not worker["errors"]
+    assert {"latency_at_most_tenth_of_fal", "cpu_at_most_fal"} <= set(magic_path["targets"])

@@ -195,9 +195,9 @@ def test_panel_and_magic_sweeps_share_one_concurrency_cap(make_shell, server_fac
     magics = magics_of(shell)
     panel = open_panel(shell)
     row = panel.sweep_row
-    assert row is not None and row.limit is magics._limit
+    assert row is not None and row.limit is magics.limit
     shell.run_line_magic("config", "LtxMagics.max_concurrent = 2")
-    assert row.limit is magics._limit and row.limit.size == 2, "a changed cap applies to both"
+    assert row.limit is magics.limit and row.limit.size == 2, "a changed cap applies to both"
 
     panel.control("prompt").text.value = "Leaves falling in a courtyard"
     panel.control("num_inference_steps").box.value = 8

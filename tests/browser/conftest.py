@@ -5,6 +5,8 @@ or failed request it did not provoke."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,12 @@ def _jupyter(
     app: str, root: Path, server: Any, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
 ) -> Iterator[JupyterServer]:
     home = tmp_path_factory.mktemp(f"jupyter-{app}-home")
+    # The kernels import the package from bytecode, as from an installed wheel: an editable
+    # install has none, and where PYTHONDONTWRITEBYTECODE is set nothing writes it, so every
+    # kernel would compile the panel's modules anew and the panel's timings would measure that.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "ltx_jupyter")], check=True
+    )
     jupyter = JupyterServer(
         app=app,
         root_dir=root,
