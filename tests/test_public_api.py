@@ -41,3 +41,23 @@ def test_importing_the_package_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_load_ext_leaves_the_http_stack_to_a_background_import() -> None:
+    # What %load_ext imports itself, and that the jobs' machinery arrives afterwards on the
+    # preload thread, so the first %%ltx does not import it on the kernel's thread.
+    code = (
+        "import sys, threading\n"
+        "import ltx_jupyter.magics\n"
+        "wanted = {'httpx', 'ipywidgets', 'ltx_jupyter._jobs', 'ltx_jupyter._client'}\n"
+        "print(sorted(wanted & set(sys.modules)))\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'ltx_jupyter')\n"
+        "for thread in threading.enumerate():\n"
+        "    if thread.name == 'ltx-jupyter-preload':\n"
+        "        thread.join(60)\n"
+        "print(sorted({'httpx', 'ltx_jupyter._jobs'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['httpx', 'ltx_jupyter._jobs']"], out.stdout
