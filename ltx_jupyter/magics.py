@@ -856,16 +856,23 @@ def load_ipython_extension(shell: Any) -> None:
     if magics not in shell.configurables:
         shell.configurables.append(magics)
     _loaded[id(shell)] = magics
-    threading.Thread(target=_preload_jobs, name="ltx-jupyter-preload", daemon=True).start()
+    # In a kernel, a job shows as a widget: its view (and ipywidgets) comes in the same way.
+    in_kernel = getattr(shell, "kernel", None) is not None
+    modules = ["ltx_jupyter._jobs", *(["ltx_jupyter._views"] if in_kernel else [])]
+    threading.Thread(
+        target=_preload, args=(modules,), name="ltx-jupyter-preload", daemon=True
+    ).start()
 
 
-def _preload_jobs() -> None:
+def _preload(modules: Sequence[str]) -> None:
     """Import the jobs' machinery (the client, httpx, asyncio: most of what the extension
-    loads) while the user reads the cell's output, so neither ``%load_ext`` nor the first job
-    or panel waits for all of it. An import the kernel thread starts meanwhile waits for this
-    one (Python's per-module import locks); the package has no import cycles."""
-    with contextlib.suppress(Exception):  # the first job imports it again, and says why not
-        importlib.import_module("ltx_jupyter._jobs")
+    loads) and, in a kernel, the job view's widgets, while the user reads the cell's output, so
+    neither ``%load_ext`` nor the first job or panel waits for all of it. An import the kernel
+    thread starts meanwhile waits for this one (Python's per-module import locks); the package
+    has no import cycles."""
+    for module in modules:
+        with contextlib.suppress(Exception):  # the first use imports it again, and says why not
+            importlib.import_module(module)
 
 
 def unload_ipython_extension(shell: Any) -> None:
