@@ -18,6 +18,7 @@ from ._display import job_caption, relative_src, video_source
 from ._html import escape, link_html, pre_html, video_html
 from ._jobs import Job, JobStatus
 from ._runner import ScheduledCall
+from ._widgets import close_tree
 
 __all__ = ["JobView", "follow_in_text"]
 
@@ -231,18 +232,7 @@ class JobView(widgets.VBox):
         self._closed = True
         self._cancel_scheduled()
         self.job.remove_listener(self._on_change)
-        for child in (
-            self.status_html,
-            self.notes_html,
-            self.progress,
-            self.log_html,
-            self.cancel_button,
-            self.save_button,
-            self.button_row,
-            self.video_html,
-        ):
-            child.close()
-        super().close()
+        close_tree(self)
 
 
 def follow_in_text(job: Job, stream: TextIO, *, period: float = 0.5) -> None:

@@ -360,3 +360,15 @@ def test_the_magic_line_is_not_expanded(make_shell, local_server):
     assert shell.user_ns["job"].input["negative_prompt"] == "no {x} and $x"
     job = shell.run_line_magic("ltx", "--steps 2 a {x} fox costs $5")
     assert job.input["prompt"] == "a {x} fox costs $5"
+
+
+def test_unloading_closes_every_widget_of_a_job_view(make_shell, local_server):
+    shell = make_shell(local_server)
+    shell.run_cell_magic("ltx", "--steps 2 -o job", "a short take")
+    job: Job = shell.user_ns["job"]
+    view = magics_of(shell).views[job.local_id]
+    job.wait(20)
+    parts = [view, *view.children, *view.button_row.children]
+    assert all(part.comm is not None for part in parts)
+    shell.run_line_magic("unload_ext", "ltx_jupyter")
+    assert [part for part in parts if part.comm is not None] == []
