@@ -624,16 +624,22 @@ class JobSession:
     def prices(self, endpoint_ids: Sequence[str], queue_url: str | None = None) -> Prices:
         """Unit prices for these endpoints (fal's pricing API with the user's key, its day
         cache, else the shipped table), kept for a few minutes so that jobs do not re-read
-        them."""
+        them: a kept lookup that answered for all of ``endpoint_ids`` (the panel's, for every
+        known endpoint) answers for them."""
         from ._pricing import get_prices
 
         platform = default_platform_url((queue_url or default_queue_url()).rstrip("/"))
-        key = (platform, tuple(endpoint_ids))
         now = time.monotonic()
         with self._lock:
-            known = self._prices.get(key)
-        if known is not None and now - known[0] < _PRICES_KEPT:
-            return known[1]
+            kept = [
+                prices
+                for (where, _ids), (at, prices) in self._prices.items()
+                if where == platform and now - at < _PRICES_KEPT
+            ]
+        for prices in kept if endpoint_ids else ():
+            if prices.covers(endpoint_ids):
+                return prices
+        key = (platform, tuple(endpoint_ids))
         prices = get_prices(endpoint_ids, platform_url=platform)
         with self._lock:
             self._prices[key] = (now, prices)

@@ -234,15 +234,12 @@ class Panel(widgets.VBox):
         self._status_lock = threading.Lock()
 
         initial = resolve_endpoint(endpoint or DEFAULT_ENDPOINT)
-        # The unit prices (one lookup for every known endpoint: the picker shows each one's,
-        # then the first endpoint's for its estimate) come while the controls are built.
-        known = [info.endpoint_id for info in known_endpoints()]
-        prices = _in_background(
-            lambda: (
-                self.session.prices(known, self.queue_url),
-                self.session.prices([initial], self.queue_url),
-            )[0]
-        )
+        # The unit prices (one lookup for every known endpoint and the first one: the picker
+        # shows each one's, the estimates are made from it) come while the controls are built.
+        ids = [info.endpoint_id for info in known_endpoints()]
+        if initial not in ids:
+            ids.append(initial)
+        prices = _in_background(lambda: self.session.prices(ids, self.queue_url))
         form = self._form_for(initial)
         problems = [
             str(error)

@@ -637,6 +637,10 @@ class Prices:
         """``endpoint_id``'s unit price, if one is known."""
         return self.prices.get(endpoint_id)
 
+    def covers(self, endpoint_ids: Iterable[str]) -> bool:
+        """Whether this lookup answered for each of ``endpoint_ids`` (a price, or why none)."""
+        return all(i in self.prices or i in self.unknown for i in endpoint_ids)
+
     def reason(self, endpoint_id: str) -> str:
         """Why ``endpoint_id`` has no price (one line)."""
         return self.unknown.get(endpoint_id, f"no price was looked up for {endpoint_id}")

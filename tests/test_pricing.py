@@ -603,3 +603,30 @@ def test_server_prices_from_a_file_and_a_bad_table_stops_start_up(
     bad.write_text(json.dumps({"entries": [{"endpoint_ids": ["a/b"], "unit_price": -1}]}))
     with pytest.raises(ValueError, match=r"bad\.json: entries\[0\]\.unit_price"):
         create_app(ServerConfig(port=0, data_dir=tmp_path / "data2", prices=bad))
+
+
+def test_a_session_answers_any_part_of_a_kept_lookup_without_another(
+    server_factory: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ltx_jupyter import _pricing
+    from ltx_jupyter._history import HistoryStore
+    from ltx_jupyter._jobs import JobSession
+
+    server = server_factory()
+    looked_up: list[list[str]] = []
+    real = _pricing.get_prices
+
+    def counted(endpoint_ids: Any, **options: Any) -> Any:
+        looked_up.append(list(endpoint_ids))
+        return real(endpoint_ids, **options)
+
+    monkeypatch.setattr(_pricing, "get_prices", counted)
+    session = JobSession(history=HistoryStore(tmp_path / "history.jsonl"))
+    try:
+        both = session.prices([LTX2, SEED], server.url)
+        assert session.prices([SEED], server.url) is both  # what the panel's lookup covers
+        assert looked_up == [[LTX2, SEED]]
+        session.prices(["fal-ai/ltx-2/image-to-video"], server.url)  # one it does not
+        assert looked_up[1:] == [["fal-ai/ltx-2/image-to-video"]]
+    finally:
+        session.close()
