@@ -102,15 +102,23 @@ class PanelDriver:
         """Pick the endpoint whose label starts with ``label_start`` (after typing ``search``
         into the search box) and wait until its control ``field`` shows; the milliseconds
         from the choice to that frame."""
+        select = self.root.locator(".ltx-endpoint-choice select")
+        words = (search or "").lower().split()
         if search is not None:
             box = self.root.locator(".widget-text input").first
             box.fill(search)
-        select = self.root.locator(".ltx-endpoint-choice select")
-        wait_until(
-            lambda: any(_spaced(o).startswith(label_start) for o in option_labels(select)),
-            10,
-            f"no endpoint {label_start!r} offered",
-        )
+
+        def offered() -> bool:
+            # The dropdown sends the kernel an option's index, which the kernel reads in the
+            # list the search made: picking before the page shows that list picks another
+            # endpoint, or none. The list has followed the search once every option but the
+            # chosen one (shown first) holds each word.
+            labels = [_spaced(o) for o in option_labels(select)]
+            return any(o.startswith(label_start) for o in labels) and all(
+                word in label.lower() for label in labels[1:] for word in words
+            )
+
+        wait_until(offered, 10, f"no endpoint {label_start!r} offered for {search!r}")
         label = next(o for o in option_labels(select) if _spaced(o).startswith(label_start))
         self.page.evaluate(_WATCH_SWITCH, f".ltx-panel .ltx-field-{field}")
         select.select_option(label=label)
