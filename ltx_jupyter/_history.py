@@ -346,15 +346,14 @@ class HistoryStore:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
         data = (line + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             locked = self._acquire()
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = self._open_for_append()
                 try:
                     size = os.fstat(fd).st_size
                     # A process killed mid-write leaves a line without its newline; start on a
                     # fresh line so this record is not glued to the remains and lost with them.
-                    if size and _last_byte(self.path, size) != b"\n":
+                    if size and _last_byte(fd, size) != b"\n":
                         data = b"\n" + data
                     # One write() per record: with O_APPEND, appenders do not interleave.
                     written = os.write(fd, data)
@@ -368,12 +367,23 @@ class HistoryStore:
                 if locked:
                     self._file_lock.release()
 
+    def _open_for_append(self) -> int:
+        """The journal opened for appending (and reading its last byte), created private to
+        the user with its folder when missing."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            return os.open(self.path, flags, 0o600)
+        except FileNotFoundError:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(self.path, flags, 0o600)
+
     def _acquire(self) -> bool:
         """Take the other processes' lock (see the module docstring); False when it could not
         be had in :data:`LOCK_TIMEOUT` seconds or at all, and the append goes on without it."""
         import filelock
 
         if self._file_lock is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock_path = self.path.with_name(self.path.name + ".lock")
             self._file_lock = filelock.FileLock(
                 lock_path, timeout=LOCK_TIMEOUT, mode=0o600, thread_local=False
@@ -438,11 +448,10 @@ def os_reason(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
 
 
-def _last_byte(path: Path, size: int) -> bytes:
+def _last_byte(fd: int, size: int) -> bytes:
     try:
-        with open(path, "rb") as f:
-            f.seek(size - 1)
-            return f.read(1)
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        return os.read(fd, 1)
     except OSError:
         return b"\n"
 

@@ -20,7 +20,6 @@ Transports a user passes in are left alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import sys
 from collections.abc import Iterable
@@ -31,46 +30,144 @@ import httpx
 
 __all__ = ["AsyncioBackend", "AsyncioStream", "use_asyncio_network"]
 
-_READ_ERRORS = (OSError, EOFError)
+# Received bytes held before the socket stops being read (a slow reader of a large download).
+_BUFFER_LIMIT = 1 << 20
+# How early the loop may run a timer (its clock's resolution): a deadline this close has passed.
+_CLOCK_SLACK = 0.001
+
+
+class _Connection(asyncio.Protocol):
+    """One socket's protocol: bytes received wait in a buffer for the next read.
+
+    A waiting read is woken straight from ``data_received``. Read deadlines share one timer
+    that is moved only when it fires early, instead of a timer made and cancelled per read.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.writable: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _BUFFER_LIMIT and self.transport is not None:
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.lost = exc
+        self._wake_reader()
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def pause_writing(self) -> None:
+        self.writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
+
+    def _wake_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            self.reader.set_result(None)
+
+    def take(self, max_bytes: int) -> bytes:
+        data = bytes(self.buffer[:max_bytes])
+        del self.buffer[:max_bytes]
+        if self.transport is not None and len(self.buffer) <= _BUFFER_LIMIT // 4:
+            self.transport.resume_reading()
+        return data
+
+    async def wait_readable(self, timeout: float | None) -> None:
+        self.reader = self.loop.create_future()
+        if timeout is not None:
+            self.deadline = self.loop.time() + timeout
+            if self.timer is None or self.timer.when() > self.deadline:
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = self.loop.call_at(self.deadline, self._deadline_passed)
+        try:
+            await self.reader
+        finally:
+            self.reader = None
+            self.deadline = None
+
+    def _deadline_passed(self) -> None:
+        self.timer = None
+        reader, deadline = self.reader, self.deadline
+        if reader is None or deadline is None or reader.done():
+            return
+        if self.loop.time() + _CLOCK_SLACK >= deadline:
+            reader.set_exception(TimeoutError())
+        else:
+            self.timer = self.loop.call_at(deadline, self._deadline_passed)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One connection: an asyncio stream reader and writer."""
+    """One connection: an asyncio transport and its :class:`_Connection` protocol."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
+        self._transport = transport
+        self._connection = connection
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            if timeout is None:
-                return await self._reader.read(max_bytes)
-            async with asyncio.timeout(timeout):  # type: ignore[attr-defined]
-                return await self._reader.read(max_bytes)
-        except TimeoutError:
-            raise httpcore.ReadTimeout() from None
-        except _READ_ERRORS as error:
-            raise httpcore.ReadError(str(error) or type(error).__name__) from None
+        connection = self._connection
+        if not connection.buffer and not connection.eof:
+            try:
+                await connection.wait_readable(timeout)
+            except TimeoutError:
+                raise httpcore.ReadTimeout() from None
+        if connection.buffer:
+            return connection.take(max_bytes)
+        if connection.lost is not None:
+            error = connection.lost
+            raise httpcore.ReadError(str(error) or type(error).__name__)
+        return b""
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        connection = self._connection
+        if connection.lost is not None or self._transport.is_closing():
+            error = connection.lost
+            raise httpcore.WriteError(str(error or "the connection is closed"))
+        self._transport.write(buffer)
+        writable = connection.writable
+        if writable is None:
+            return
         try:
-            self._writer.write(buffer)
             if timeout is None:
-                await self._writer.drain()
+                await writable
             else:
                 async with asyncio.timeout(timeout):  # type: ignore[attr-defined]
-                    await self._writer.drain()
+                    await writable
         except TimeoutError:
             raise httpcore.WriteTimeout() from None
-        except OSError as error:
-            raise httpcore.WriteError(str(error) or type(error).__name__) from None
+        if connection.lost is not None:
+            error = connection.lost
+            raise httpcore.WriteError(str(error) or type(error).__name__)
 
     async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError):  # the peer reset it: closed all the same
-            await self._writer.wait_closed()
+        self._transport.close()
 
     async def start_tls(
         self,
@@ -78,9 +175,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        loop = self._connection.loop
         try:
-            await self._writer.start_tls(  # type: ignore[attr-defined]
-                ssl_context, server_hostname=server_hostname, ssl_handshake_timeout=timeout
+            transport = await loop.start_tls(
+                self._transport,
+                self._connection,
+                ssl_context,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=timeout,
             )
         except TimeoutError:
             await self.aclose()
@@ -88,20 +190,26 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as error:
             await self.aclose()
             raise httpcore.ConnectError(str(error) or type(error).__name__) from None
+        if transport is None:
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        self._transport = transport  # type: ignore[assignment]
+        self._connection.transport = transport  # type: ignore[assignment]
         return self
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
-            return self._writer.get_extra_info("ssl_object")
+            return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":
-            return self._writer.get_extra_info("sockname")
+            return self._transport.get_extra_info("sockname")
         if info == "server_addr":
-            return self._writer.get_extra_info("peername")
+            return self._transport.get_extra_info("peername")
         if info == "socket":
-            return self._writer.get_extra_info("socket")
+            return self._transport.get_extra_info("socket")
         if info == "is_readable":
-            # Asked of an idle kept-alive connection: readable means the server closed it.
-            return self._reader.at_eof() or self._writer.transport.is_closing()
+            # Asked of an idle kept-alive connection: readable means the server closed it
+            # (or sent what nobody asked for); either way it is not reused.
+            connection = self._connection
+            return connection.eof or bool(connection.buffer) or self._transport.is_closing()
         return None
 
 
@@ -116,11 +224,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        connecting = asyncio.open_connection(host, port, local_addr=local)
-        reader, writer = await _connect(connecting, timeout)
-        _apply(writer, socket_options)
-        return AsyncioStream(reader, writer)
+        connecting = loop.create_connection(lambda: _Connection(loop), host, port, local_addr=local)
+        return await _connect(connecting, timeout, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -128,32 +235,31 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        reader, writer = await _connect(asyncio.open_unix_connection(path), timeout)
-        _apply(writer, socket_options)
-        return AsyncioStream(reader, writer)
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_unix_connection(lambda: _Connection(loop), path)
+        return await _connect(connecting, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
 async def _connect(
-    connecting: Any, timeout: float | None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    connecting: Any, timeout: float | None, options: Iterable[Any] | None
+) -> AsyncioStream:
     try:
         if timeout is None:
-            return await connecting  # type: ignore[no-any-return]
-        async with asyncio.timeout(timeout):  # type: ignore[attr-defined]
-            return await connecting  # type: ignore[no-any-return]
+            transport, connection = await connecting
+        else:
+            async with asyncio.timeout(timeout):  # type: ignore[attr-defined]
+                transport, connection = await connecting
     except TimeoutError:
         raise httpcore.ConnectTimeout() from None
     except OSError as error:
         raise httpcore.ConnectError(str(error) or type(error).__name__) from None
-
-
-def _apply(writer: asyncio.StreamWriter, options: Iterable[Any] | None) -> None:
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     for option in options or ():
         sock.setsockopt(*option)
+    return AsyncioStream(transport, connection)
 
 
 def use_asyncio_network(client: httpx.AsyncClient) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import sys
@@ -121,3 +122,111 @@ def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
         asyncio.run(main())
     finally:
         listener.close()
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[tuple[str, list[Any]]]:
+    """A loopback server that answers each connection by running the next script: a list of
+    ``bytes`` to send and ``float`` seconds to wait, in order."""
+    scripts: list[Any] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for step in scripts.pop(0) if scripts else ():
+                    if isinstance(step, float):
+                        if stop.wait(step):
+                            return
+                    else:
+                        with contextlib.suppress(OSError):
+                            conn.sendall(step)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", scripts
+    stop.set()
+    thread.join(2)
+    listener.close()
+
+
+def _chunked(*parts: bytes) -> list[bytes]:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    return [head, *(b"%x\r\n%s\r\n" % (len(p), p) for p in parts)]
+
+
+def test_a_stream_whose_every_chunk_comes_in_time_never_times_out(
+    scripted_server: tuple[str, list[Any]],
+) -> None:
+    # Each read may wait 0.4 s; the whole body takes 1.5 s, in chunks 0.25 s apart.
+    url, scripts = scripted_server
+    head, *chunks = _chunked(*[b"data: %d\n\n" % i for i in range(6)])
+    scripts.append([head, *[part for chunk in chunks for part in (0.25, chunk)], b"0\r\n\r\n"])
+
+    async def main() -> list[str]:
+        async with httpx.AsyncClient(timeout=0.4) as client:
+            assert use_asyncio_network(client)
+            async with client.stream("GET", url) as response:
+                return [line async for line in response.aiter_lines() if line]
+
+    assert asyncio.run(main()) == [f"data: {i}" for i in range(6)]
+
+
+def test_a_stream_that_goes_silent_mid_body_times_out_after_the_read_timeout(
+    scripted_server: tuple[str, list[Any]],
+) -> None:
+    url, scripts = scripted_server
+    head, first = _chunked(b"data: 0\n\n")
+    scripts.append([head, first, 5.0])
+
+    async def main() -> tuple[list[str], float]:
+        seen = []
+        loop = asyncio.get_running_loop()
+        async with httpx.AsyncClient(timeout=0.3) as client:
+            assert use_asyncio_network(client)
+            async with client.stream("GET", url) as response:
+                started = loop.time()
+                with pytest.raises(httpx.ReadTimeout):
+                    async for line in response.aiter_lines():
+                        seen.append(line)
+                        started = loop.time()
+                return seen, loop.time() - started
+
+    seen, waited = asyncio.run(main())
+    assert seen[0] == "data: 0"
+    assert 0.25 <= waited < 3.0, waited
+
+
+def test_a_large_body_read_slowly_arrives_whole(
+    scripted_server: tuple[str, list[Any]],
+) -> None:
+    # 24 MB, more than the stream holds before it stops reading the socket, read by a consumer
+    # that pauses: every byte arrives, in order.
+    url, scripts = scripted_server
+    body = bytes(range(256)) * (24 * 4096)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    scripts.append([head, body])
+
+    async def main() -> bytes:
+        received = bytearray()
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert use_asyncio_network(client)
+            async with client.stream("GET", url) as response:
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if len(received) < 4 << 20:
+                        await asyncio.sleep(0.002)
+        return bytes(received)
+
+    assert asyncio.run(main()) == body

@@ -25,6 +25,7 @@ import bisect
 import concurrent.futures
 import contextlib
 import copy
+import functools
 import logging
 import threading
 import time
@@ -178,6 +179,7 @@ class RequestQueue:
         self._closing = False
         self._streams_closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._saving: set[asyncio.Future[None]] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._work = asyncio.Event()
@@ -215,6 +217,8 @@ class RequestQueue:
             # Joining is instant when every engine returned; an engine stuck past the timeout
             # is left to finish on its own rather than block the loop.
             self._executor.shutdown(wait=not still_running, cancel_futures=True)
+        if self._saving:
+            await asyncio.wait(set(self._saving), timeout=timeout)
         self._wake(list(self._waiters))
 
     @property
@@ -264,12 +268,18 @@ class RequestQueue:
         """Wait until ``record``'s version differs from ``version`` (or ``timeout``)."""
         if self.version(record) != version or self.closing:
             return self.version(record)
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         waiters = self._waiters.setdefault(record.request_id, set())
         waiters.add(waiter)
+        # The change (or the timer) resolves the awaited future itself: the stream's task
+        # wakes on the next turn of the loop, one turn sooner than through asyncio.wait.
+        timer = loop.call_later(timeout, _resolve, waiter) if timeout is not None else None
         try:
-            await asyncio.wait({waiter}, timeout=timeout)
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             waiters.discard(waiter)
             if not waiters and self._waiters.get(record.request_id) is waiters:
                 del self._waiters[record.request_id]
@@ -337,6 +347,24 @@ class RequestQueue:
         with self._lock:  # engine threads append log lines concurrently
             data = record.to_json()
         self.storage.save_request(record.request_id, data)
+
+    def _save_aside(self, record: RequestRecord) -> None:
+        """Save a completed record on a thread: the write and its ``fsync`` then hold up
+        neither the streams announcing the completion nor the result fetch that follows.
+        Nothing saves a record after its completion, so this write races no other;
+        :meth:`stop` waits for it."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            self._save(record)
+            return
+        saving = loop.run_in_executor(None, self._save, record)
+        self._saving.add(saving)
+        saving.add_done_callback(functools.partial(self._saved, record.request_id))
+
+    def _saved(self, request_id: str, saving: asyncio.Future[None]) -> None:
+        self._saving.discard(saving)
+        if not saving.cancelled() and saving.exception() is not None:
+            logger.error("could not save request %s: %s", request_id, saving.exception())
 
     def _restore(self) -> None:
         """Load the saved records: completed ones as they were, the others queued again."""
@@ -453,7 +481,7 @@ class RequestQueue:
         # Streams first, then the disk: a client waits on the announcement, while the saved
         # record only matters to a restarted server.
         self._bump(record)
-        self._save(record)
+        self._save_aside(record)
         if self.on_complete is not None:
             try:
                 self.on_complete(record)
@@ -502,3 +530,8 @@ class RequestQueue:
                 self._finish(record, output=result.output)
             else:
                 self._finish(record, error=("engine returned no output", "internal_error"))
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
