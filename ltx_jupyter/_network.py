@@ -4,8 +4,10 @@ httpx's transport is httpcore's connection pool; httpcore moves the bytes throug
 backend", by default anyio's. Following a job reads one server-sent event per log line, and on
 anyio each read costs a cancel scope, a deadline object and a library lookup: about a quarter of
 the client's CPU per followed job. This module is an ``httpcore.AsyncNetworkBackend`` (httpcore's
-public extension point) over asyncio's own streams, with ``asyncio.timeout`` for deadlines: the
-same HTTP/1.1 code (httpcore's, and h11's parser) on cheaper sockets. Measured with
+public extension point) on an ``asyncio.Protocol`` per connection: received bytes wake the
+waiting read from ``data_received``, and read deadlines share one timer per connection (moved
+only when it fires early) instead of a timeout object per read. The same HTTP/1.1 code
+(httpcore's, and h11's parser) on cheaper sockets. Measured with
 ``python -m bench.run --only magic_path`` (BENCHMARKS.md). Its errors are httpcore's, which
 httpx maps to its own; timeouts carry no message, as anyio's do, so the client words them the
 same way on every transport (``_transport.with_message``).
