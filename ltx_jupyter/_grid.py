@@ -79,7 +79,7 @@ class CellSource:
                 done, total = job.progress
                 fraction = done / total
                 if job.status == JobStatus.RUNNING:
-                    parts.append(f"step {done}/{total}")
+                    parts.append(str(job.progress_text))
             if job.done and job.finished_at is not None:
                 parts.append(f"{job.finished_at - (job.submitted_at or job.created_at):.1f}s")
             return [str(job.status), fraction, " · ".join(parts), not job.done]

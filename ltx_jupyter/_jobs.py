@@ -199,6 +199,9 @@ class Job:
         self.queue_position: int | None = None
         self.logs: list[LogEntry] = []
         self.progress: tuple[int, int] | None = None
+        # 1, and one more each time the log's step count starts over (a 13B model's second
+        # pass, or denoising after a bar that counted shards), so a bar that restarts says why.
+        self.progress_stage = 1
         self.metrics: dict[str, Any] = {}
         self.created_at = time.time()
         self.submitted_at: float | None = None
@@ -269,13 +272,23 @@ class Job:
             parts.append(f"position {self.queue_position}")
         if self.progress and self.status == JobStatus.RUNNING:
             done, total = self.progress
-            parts.append(f"step {done}/{total} ({100 * done // total}%)")
+            parts.append(f"{self.progress_text} ({100 * done // total}%)")
         parts.append(f"{self.elapsed:.1f}s")
         if self.result is not None:
             parts.append(self.result.url)
         elif self.error is not None and self.status != JobStatus.CANCELLED:
             parts.append(str(self.error))
         return " · ".join(parts)
+
+    @property
+    def progress_text(self) -> str | None:
+        """The step count the log last gave (``step 12/30``), with its stage in front once a
+        count started over (``stage 2 · step 3/8``); None before any."""
+        if self.progress is None:
+            return None
+        done, total = self.progress
+        stage = f"stage {self.progress_stage} · " if self.progress_stage > 1 else ""
+        return f"{stage}step {done}/{total}"
 
     def __repr__(self) -> str:
         return f"<Job {self.status_line()}>"
@@ -455,6 +468,10 @@ class Job:
             self.logs.append(entry)
             step = parse_progress(entry.message)
             if step is not None:
+                if self.progress is not None and (
+                    step[0] < self.progress[0] or step[1] != self.progress[1]
+                ):
+                    self.progress_stage += 1
                 self.progress = step
 
     def _record_end(self) -> None:

@@ -163,7 +163,11 @@ class JobView(widgets.VBox):
         if job.progress is not None:
             done, total = job.progress
             self.progress.value = done / total
-            self.progress.description = f"{done}/{total}"
+            self.progress.description = (
+                f"{done}/{total}"
+                if job.progress_stage == 1
+                else f"{job.progress_stage}: {done}/{total}"
+            )
             self.progress.layout.display = None
         elif job.status == JobStatus.UPLOADING and job.upload is not None:
             sent, total = job.upload

@@ -71,3 +71,37 @@ def test_tqdm_counts_whatever_its_bar_counts() -> None:
     # A bar is progress of something: shard loading shows as progress too, which is honest.
     line = "Loading checkpoint shards: 100%|██████████| 3/3 [00:02<00:00,  1.10it/s]"
     assert parse_progress(line) == (3, 3)
+
+
+def test_a_two_pass_run_counts_its_second_pass_as_a_second_stage(make_shell, local_server):
+    # A 13B model logs a step count per pass: the bar restarts, and says it is stage 2.
+    from ltx_jupyter import JobStatus
+
+    from .shells import eventually, magics_of
+
+    shell = make_shell(local_server)
+    shell.run_cell_magic(
+        "ltx",
+        "-o job --endpoint ltx-video-13b-distilled --param first_pass_num_inference_steps=3 "
+        "--param second_pass_num_inference_steps=2 --frames 9",
+        "a red fox",
+    )
+    job = shell.user_ns["job"]
+    view = magics_of(shell).views[job.local_id]
+    eventually(lambda: job.done)
+    assert job.status == JobStatus.COMPLETED
+    steps = [e.message for e in job.logs if e.message.startswith("pass ")]
+    assert steps == [f"pass 1 step {i}/3" for i in (1, 2, 3)] + [
+        f"pass 2 step {i}/2" for i in (1, 2)
+    ]
+    assert job.progress == (2, 2) and job.progress_stage == 2
+    assert job.progress_text == "stage 2 · step 2/2"
+    eventually(lambda: view.progress.description == "2: 2/2")
+    assert view.progress.value == 1.0
+
+
+def test_a_single_pass_run_has_no_stage_in_its_status(make_shell, local_server):
+    shell = make_shell(local_server)
+    shell.run_cell_magic("ltx", "--wait -o job --steps 4", "a red fox")
+    job = shell.user_ns["job"]
+    assert job.progress_stage == 1 and job.progress_text == "step 4/4"
