@@ -38,8 +38,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from ._fal import default_platform_url
+from ._fal import default_platform_url, is_fal_url
 
 if TYPE_CHECKING:
     import httpx
@@ -57,6 +58,7 @@ __all__ = [
     "UnitPrice",
     "add_up",
     "aget_prices",
+    "api_source",
     "cache_path",
     "default_cache_dir",
     "estimate",
@@ -70,6 +72,14 @@ logger = logging.getLogger(__name__)
 
 #: How the source of a price fetched from fal's pricing API is labelled.
 API_SOURCE = "fal pricing API"
+
+
+def api_source(platform_url: str) -> str:
+    """The label of prices fetched from the pricing API at ``platform_url``: fal's, or the
+    server's host (a local server's configured prices are not fal's)."""
+    if is_fal_url(platform_url):
+        return API_SOURCE
+    return f"pricing API at {urlsplit(platform_url).netloc or platform_url}"
 #: Seconds a price fetched from the API stays fresh in the cache.
 CACHE_MAX_AGE = 24 * 3600.0
 #: fal's pricing API takes 1-50 endpoint ids per call.
@@ -791,15 +801,12 @@ class _Lookup:
 
     @property
     def api_name(self) -> str:
-        from ._fal import is_fal_url
-
         if is_fal_url(self.platform_url):
             return "fal's pricing API"
         return f"the pricing API at {self.platform_url}"
 
     def skip_reason(self) -> str | None:
         """Why the API is not to be asked at all (fal's API needs a key), else None."""
-        from ._fal import is_fal_url
 
         if not self._key.reveal() and is_fal_url(self.platform_url):
             return f"no FAL_KEY is set to ask {self.api_name}"
@@ -900,7 +907,7 @@ class _Lookup:
             unit_price=record["unit_price"],
             unit=record["unit"],
             currency=record["currency"],
-            source=API_SOURCE,
+            source=api_source(self.platform_url),
             as_of=datetime.fromtimestamp(fetched_at, timezone.utc).isoformat(timespec="seconds"),
             fetched_at=fetched_at,
             billed_fps=rules.billed_fps if rules else None,

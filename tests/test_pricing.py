@@ -17,6 +17,7 @@ from ltx_jupyter._pricing import (
     SIZE_PRESETS,
     UnitPrice,
     aget_prices,
+    api_source,
     cache_path,
     estimate,
     get_prices,
@@ -51,6 +52,16 @@ def cache(tmp_path: Path) -> Path:
 
 def platform(server: LocalServer) -> str:
     return f"{server.url}/v1"
+
+
+def local_api(server: LocalServer) -> str:
+    """How prices from ``server``'s pricing API are labelled: by its address, not as fal's."""
+    return f"pricing API at {server.url.split('//')[1]}"
+
+
+def test_prices_from_fals_api_are_labelled_fals_and_any_other_by_its_address() -> None:
+    assert api_source("https://api.fal.ai/v1") == API_SOURCE == "fal pricing API"
+    assert api_source("http://127.0.0.1:8765/v1") == "pricing API at 127.0.0.1:8765"
 
 
 # -- the shipped table -------------------------------------------------------------------------
@@ -281,7 +292,7 @@ def test_prices_come_from_the_pricing_api_with_the_users_key(
         [LTX2, B19, SEED], key=CANARY, platform_url=platform(server), cache_dir=cache
     )
     assert prices.note is None
-    assert prices.get(LTX2) is not None and prices.get(LTX2).source == API_SOURCE
+    assert prices.get(LTX2) is not None and prices.get(LTX2).source == local_api(server)
     assert prices.get(B19).unit == "megapixel"
     assert prices.get(SEED) is None
     assert (
@@ -290,7 +301,7 @@ def test_prices_come_from_the_pricing_api_with_the_users_key(
         .startswith("price unknown: no published price for fal-ai/ltx-video")
     )
     result = prices.estimate(LTX2, {"duration": 8, "resolution": "1080p"})
-    assert result.describe() == "$0.48 (8 s × $0.06/s, fal pricing API)"
+    assert result.describe() == f"$0.48 (8 s × $0.06/s, {local_api(server)})"
     # the resolution rule of fal's page still applies to the API's base price
     assert prices.estimate(LTX2, {"duration": 8, "resolution": "2160p"}).amount == pytest.approx(
         1.92
@@ -315,7 +326,7 @@ def test_the_accounts_own_price_wins_over_the_shipped_table(
     server = server_factory(prices=discounted)
     prices = get_prices([LTX2, DISTILLED], platform_url=platform(server), cache_dir=cache)
     assert prices.get(LTX2).unit_price == 0.05
-    assert prices.get(LTX2).source == API_SOURCE
+    assert prices.get(LTX2).source == local_api(server)
     assert prices.estimate(LTX2, {"duration": 10, "resolution": "1440p"}).amount == pytest.approx(
         1.0
     )
@@ -330,7 +341,7 @@ def test_answers_are_followed_across_pages_and_ids_are_sent_50_at_a_time(
     ids = [f"fal-ai/ltx-2-19b/variant-{i}" for i in range(60)] + [LTX2, SEED]
     prices = get_prices(ids, platform_url=platform(server), cache_dir=cache)
     assert prices.note is None
-    assert all(prices.get(i).source == API_SOURCE for i in ids if i != SEED)
+    assert all(prices.get(i).source == local_api(server) for i in ids if i != SEED)
     assert prices.get(SEED) is None
 
 
@@ -343,7 +354,7 @@ def test_async_variant_gives_the_same_prices(server_factory: ServerFactory, cach
     )
     assert prices.note is None
     assert prices.get(LTX2_FAST).unit_price == 0.04
-    assert prices.get(LTX2_FAST).source == API_SOURCE
+    assert prices.get(LTX2_FAST).source == local_api(server)
     assert prices.get(SEED) is None
 
 
@@ -353,7 +364,7 @@ def test_platform_url_defaults_to_ltx_platform_url(
     server = server_factory()
     monkeypatch.setenv("LTX_PLATFORM_URL", platform(server) + "/")
     prices = get_prices([LTX2], key="k", cache_dir=cache)
-    assert prices.note is None and prices.get(LTX2).source == API_SOURCE
+    assert prices.note is None and prices.get(LTX2).source == local_api(server)
 
 
 def test_a_refused_key_falls_back_to_the_table_with_a_note(
@@ -415,7 +426,7 @@ def test_unreachable_api_uses_the_cache_then_the_table(
     prices = get_prices(
         [LTX2, DISTILLED, SEED], key="k", platform_url=url, cache_dir=cache, now=T0 + 2 * DAY
     )
-    assert prices.get(LTX2).source == API_SOURCE and prices.get(LTX2).fetched_at == T0
+    assert prices.get(LTX2).source == local_api(server) and prices.get(LTX2).fetched_at == T0
     assert prices.get(DISTILLED).source.startswith("shipped table (")
     assert prices.get(SEED) is None
     assert prices.note == (
@@ -445,7 +456,7 @@ def test_a_corrupt_cache_file_is_ignored_and_replaced(
     cache.mkdir()
     path.write_text('{"format": 1, "prices": [tru')
     prices = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache)
-    assert prices.note is None and prices.get(LTX2).source == API_SOURCE
+    assert prices.note is None and prices.get(LTX2).source == local_api(server)
     assert LTX2 in json.loads(path.read_text())["prices"]
     server.stop()
     path.write_bytes(b"\xff\xfe not json")
@@ -457,7 +468,7 @@ def test_the_key_is_never_written_or_shown(server_factory: ServerFactory, cache:
     server = server_factory(key=CANARY)
     url = platform(server)
     prices = get_prices([LTX2, SEED], key=CANARY, platform_url=url, cache_dir=cache)
-    assert prices.get(LTX2).source == API_SOURCE
+    assert prices.get(LTX2).source == local_api(server)
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert files, "the prices were cached"
     for path in files:
@@ -597,7 +608,7 @@ def test_server_prices_from_a_file_and_a_bad_table_stops_start_up(
         prices = get_prices(["acme/clip"], platform_url=platform(server), cache_dir=cache)
     assert (
         prices.estimate("acme/clip", {}).describe()
-        == "1.50 EUR (1 video × 1.50 EUR/video, fal pricing API)"
+        == f"1.50 EUR (1 video × 1.50 EUR/video, {local_api(server)})"
     )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"entries": [{"endpoint_ids": ["a/b"], "unit_price": -1}]}))
