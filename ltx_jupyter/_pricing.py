@@ -80,6 +80,8 @@ def api_source(platform_url: str) -> str:
     if is_fal_url(platform_url):
         return API_SOURCE
     return f"pricing API at {urlsplit(platform_url).netloc or platform_url}"
+
+
 #: Seconds a price fetched from the API stays fresh in the cache.
 CACHE_MAX_AGE = 24 * 3600.0
 #: fal's pricing API takes 1-50 endpoint ids per call.
@@ -326,7 +328,8 @@ def load_table(source: Mapping[str, Any] | str | os.PathLike[str] | None = None)
 class UnitPrice:
     """What one unit of an endpoint's output costs, and where that figure comes from.
 
-    ``source`` is ``"fal pricing API"`` or ``"shipped table (<page>, <date>)"``; ``as_of`` the
+    ``source`` is ``"fal pricing API"`` (``"pricing API at <host>"`` for another server's, see
+    :func:`api_source`) or ``"shipped table (<page>, <date>)"``; ``as_of`` the
     time it was fetched (ISO 8601, UTC) or the table's date; ``fetched_at`` the fetch's epoch
     seconds (API prices only). ``billed_fps`` and ``multipliers`` are the shipped table's rules
     for the endpoint, kept when the API's unit is the table's.
