@@ -9,7 +9,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -52,14 +52,10 @@ def test_an_unknown_transport_shape_is_left_alone() -> None:
     assert use_asyncio_network(client) is False
 
 
-@pytest.fixture
-def tls_server() -> Iterator[tuple[str, ssl.SSLContext]]:
-    """A one-answer-per-connection HTTPS server on loopback, and a context that trusts it."""
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    authority.configure_trust(client_context)
+@contextlib.contextmanager
+def _loopback_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
+    """A thread that answers each loopback connection with ``answer(connection, stop)``; the
+    port. ``stop`` is set when the block ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -72,20 +68,39 @@ def tls_server() -> Iterator[tuple[str, ssl.SSLContext]]:
                 raw, _ = listener.accept()
             except TimeoutError:
                 continue
-            with server_context.wrap_socket(raw, server_side=True) as conn:
-                conn.recv(65536)
-                body = b'{"over": "tls"}'
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-                )
+            with raw:
+                answer(raw, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}", client_context
-    stop.set()
-    thread.join(2)
-    listener.close()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@pytest.fixture
+def tls_server() -> Iterator[tuple[str, ssl.SSLContext]]:
+    """A one-answer-per-connection HTTPS server on loopback, and a context that trusts it."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+
+    def answer(raw: socket.socket, stop: threading.Event) -> None:
+        with server_context.wrap_socket(raw, server_side=True) as conn:
+            conn.recv(65536)
+            body = b'{"over": "tls"}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+
+    with _loopback_server(answer) as port:
+        yield f"https://127.0.0.1:{port}", client_context
 
 
 def test_tls_connections_work_on_the_asyncio_backend(tls_server: tuple[str, Any]) -> None:
@@ -129,34 +144,19 @@ def scripted_server() -> Iterator[tuple[str, list[Any]]]:
     """A loopback server that answers each connection by running the next script: a list of
     ``bytes`` to send and ``float`` seconds to wait, in order."""
     scripts: list[Any] = []
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(65536)
-                for step in scripts.pop(0) if scripts else ():
-                    if isinstance(step, float):
-                        if stop.wait(step):
-                            return
-                    else:
-                        with contextlib.suppress(OSError):
-                            conn.sendall(step)
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(65536)
+        for step in scripts.pop(0) if scripts else ():
+            if isinstance(step, float):
+                if stop.wait(step):
+                    return
+            else:
+                with contextlib.suppress(OSError):
+                    conn.sendall(step)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", scripts
-    stop.set()
-    thread.join(2)
-    listener.close()
+    with _loopback_server(answer) as port:
+        yield f"http://127.0.0.1:{port}", scripts
 
 
 def _chunked(*parts: bytes) -> list[bytes]:
