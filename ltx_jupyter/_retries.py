@@ -31,6 +31,9 @@ _TRANSIENT_STATUS = frozenset({408, 409, 429, 502, 503, 504})
 _SUBMIT_SAFE_STATUS = frozenset({408, 429, 503})
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 _TRANSPORT_ERRORS = (httpx.TransportError,)
+# The jitter's own generator: drawing from the global one would shift the sequence of a user
+# who seeded ``random`` in the notebook whenever a job retries in the background.
+_JITTER = random.Random()
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
         delay = min(self.base * 2 ** max(attempt - 1, 0), self.cap)
-        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+        return delay * _JITTER.uniform(1 - self.jitter, 1 + self.jitter)
 
     def retries_status(self, kind: CallKind, status_code: int) -> bool:
         """Whether an HTTP answer with this status is retried for this kind of call."""

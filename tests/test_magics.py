@@ -372,3 +372,20 @@ def test_unloading_closes_every_widget_of_a_job_view(make_shell, local_server):
     assert all(part.comm is not None for part in parts)
     shell.run_line_magic("unload_ext", "ltx_jupyter")
     assert [part for part in parts if part.comm is not None] == []
+
+
+def test_jobs_leave_the_users_seeded_random_sequence_alone(make_shell, local_server):
+    # A notebook that seeds `random` for its own draws gets the same numbers whether or not a
+    # job ran (here with no seed, so the server in this process draws one) or retried.
+    import random
+
+    from ltx_jupyter._retries import RetryPolicy
+
+    shell = make_shell(local_server)
+    random.seed(1234)
+    expected = [random.random() for _ in range(3)]
+    random.seed(1234)
+    shell.run_cell_magic("ltx", "--wait --steps 2 -o job", "a red fox")
+    assert [RetryPolicy().backoff(n) for n in (1, 2, 3)]
+    assert shell.user_ns["job"].result.seed is not None
+    assert [random.random() for _ in range(3)] == expected

@@ -8,6 +8,7 @@ is set, and returns an :class:`EngineOutput`.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,20 @@ __all__ = [
     "EngineOutput",
     "EngineTask",
     "endpoint_defaults",
+    "random_seed",
     "range_error",
     "shared_field_errors",
 ]
 
 _SHARED_FIELDS = ("prompt", "negative_prompt", "seed")
+_SEEDS = random.Random()
+
+
+def random_seed() -> int:
+    """A seed for a request that named none. The engines draw from a generator of their own:
+    a server running inside a kernel must not shift the sequence of a user who seeded
+    ``random``."""
+    return _SEEDS.randrange(2**31)
 
 
 def _seed_schema() -> EndpointSchema:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import gc
 import io
-import random
 import threading
 import time
 from collections.abc import Mapping
@@ -67,6 +66,7 @@ from .base import (
     EngineOutput,
     EngineTask,
     endpoint_defaults,
+    random_seed,
     range_error,
 )
 from .conditioning import data_uri_bytes
@@ -441,7 +441,7 @@ class DiffusersEngine:
         defaults = endpoint_defaults(task.endpoint_id)
         seed = data.get("seed")
         if seed is None:
-            seed = random.randrange(2**31)
+            seed = random_seed()
         seed = int(seed)
         steps = int(data.get("num_inference_steps") or defaults["num_inference_steps"])
         guidance = float(data.get("guidance_scale", defaults["guidance_scale"]))

@@ -59,7 +59,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
-import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -77,6 +76,7 @@ from .base import (
     EngineOutput,
     EngineTask,
     endpoint_defaults,
+    random_seed,
     range_error,
 )
 from .conditioning import Blend, conditions_of, read_source
@@ -383,7 +383,7 @@ class SyntheticEngine:
         seed = data.get("seed")
         if seed is None:
             has_seed = schema is None or schema.field("seed") is not None
-            seed = random.randrange(2**31) if has_seed else _prompt_seed(prompt)
+            seed = random_seed() if has_seed else _prompt_seed(prompt)
         expand = any(data.get(name) is True for name in EXPANSION_FIELDS)
         used_prompt = _expanded(prompt, int(seed)) if expand else prompt
 
