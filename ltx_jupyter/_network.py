@@ -74,8 +74,7 @@ class _Connection(asyncio.Protocol):
         self.eof = True
         self.lost = exc
         self._wake_reader()
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
+        _resolve(self.writable)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -84,13 +83,11 @@ class _Connection(asyncio.Protocol):
         self.writable = self.loop.create_future()
 
     def resume_writing(self) -> None:
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
+        _resolve(self.writable)
         self.writable = None
 
     def _wake_reader(self) -> None:
-        if self.reader is not None and not self.reader.done():
-            self.reader.set_result(None)
+        _resolve(self.reader)
 
     def take(self, max_bytes: int) -> bytes:
         data = bytes(self.buffer[:max_bytes])
@@ -125,11 +122,17 @@ class _Connection(asyncio.Protocol):
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One connection: an asyncio transport and its :class:`_Connection` protocol."""
+    """One connection: a :class:`_Connection` protocol and its asyncio transport."""
 
-    def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
-        self._transport = transport
+    def __init__(self, connection: _Connection) -> None:
         self._connection = connection
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        # The protocol's own: TLS replaces it (start_tls).
+        transport = self._connection.transport
+        assert transport is not None, "a connected protocol has its transport"
+        return transport
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
@@ -141,8 +144,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if connection.buffer:
             return connection.take(max_bytes)
         if connection.lost is not None:
-            error = connection.lost
-            raise httpcore.ReadError(str(error) or type(error).__name__)
+            raise httpcore.ReadError(_reason(connection.lost))
         return b""
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -150,8 +152,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return
         connection = self._connection
         if connection.lost is not None or self._transport.is_closing():
-            error = connection.lost
-            raise httpcore.WriteError(str(error or "the connection is closed"))
+            lost = connection.lost
+            raise httpcore.WriteError(_reason(lost) if lost else "the connection is closed")
         self._transport.write(buffer)
         writable = connection.writable
         if writable is None:
@@ -165,8 +167,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except TimeoutError:
             raise httpcore.WriteTimeout() from None
         if connection.lost is not None:
-            error = connection.lost
-            raise httpcore.WriteError(str(error) or type(error).__name__)
+            raise httpcore.WriteError(_reason(connection.lost))
 
     async def aclose(self) -> None:
         self._transport.close()
@@ -191,10 +192,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectTimeout() from None
         except (OSError, ssl.SSLError) as error:
             await self.aclose()
-            raise httpcore.ConnectError(str(error) or type(error).__name__) from None
+            raise httpcore.ConnectError(_reason(error)) from None
         if transport is None:
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
-        self._transport = transport  # type: ignore[assignment]
         self._connection.transport = transport  # type: ignore[assignment]
         return self
 
@@ -216,7 +216,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend on asyncio's streams."""
+    """httpcore's network backend on asyncio's transports and protocols."""
 
     async def connect_tcp(
         self,
@@ -257,11 +257,21 @@ async def _connect(
     except TimeoutError:
         raise httpcore.ConnectTimeout() from None
     except OSError as error:
-        raise httpcore.ConnectError(str(error) or type(error).__name__) from None
+        raise httpcore.ConnectError(_reason(error)) from None
     sock = transport.get_extra_info("socket")
     for option in options or ():
         sock.setsockopt(*option)
-    return AsyncioStream(transport, connection)
+    return AsyncioStream(connection)
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    """Wake whoever awaits ``future`` (nobody may)."""
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
 
 def use_asyncio_network(client: httpx.AsyncClient) -> bool:

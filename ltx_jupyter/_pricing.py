@@ -810,7 +810,6 @@ class _Lookup:
 
     def skip_reason(self) -> str | None:
         """Why the API is not to be asked at all (fal's API needs a key), else None."""
-
         if not self._key.reveal() and is_fal_url(self.platform_url):
             return f"no FAL_KEY is set to ask {self.api_name}"
         return None

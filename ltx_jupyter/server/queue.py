@@ -422,8 +422,7 @@ class RequestQueue:
         for request_id in request_ids:
             self._versions[request_id] = self._versions.get(request_id, 0) + 1
             for waiter in self._waiters.pop(request_id, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
+                _resolve(waiter)
 
     def _flush_logged(self) -> None:
         with self._lock:
