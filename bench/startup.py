@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import REPO_ROOT, summary
+from ._common import REPO_ROOT, child_env, summary
 
 __all__ = ["StartupSettings", "run_startup", "startup_table"]
 
@@ -58,7 +58,8 @@ class StartupSettings:
 
 def _time_in_fresh_process(code: str, tree: Path, bytecode: Path) -> float:
     path = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "PYTHONPYCACHEPREFIX": str(bytecode)}
+    # This tree first on the path (child_env puts this checkout there).
+    env = child_env(PYTHONPATH=path, PYTHONPYCACHEPREFIX=str(bytecode))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     completed = subprocess.run(
         [sys.executable, "-c", code],
