@@ -203,6 +203,60 @@ def test_concurrent_appends_from_two_processes(store: HistoryStore) -> None:
     assert len(store.entries()) == 300
 
 
+LOCK_HOLDER_SCRIPT = """
+import sys, time
+import portalocker
+journal, hold = sys.argv[1], float(sys.argv[2])
+with open(journal + ".lock", "ab") as lock_file:
+    portalocker.lock(lock_file, portalocker.LockFlags.EXCLUSIVE)
+    with open(journal, "ab", buffering=0) as out:
+        out.write(b'{"request_id": "peer", "event": "sub')  # a peer mid-write
+        print("held", flush=True)
+        time.sleep(hold)
+        out.write(b'mit", "status": "IN_QUEUE"}\\n')
+    portalocker.unlock(lock_file)
+"""
+
+
+def _hold_lock(store: HistoryStore, seconds: float) -> subprocess.Popen[str]:
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER_SCRIPT, str(store.path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_an_append_waits_while_another_process_holds_the_lock(store: HistoryStore) -> None:
+    holder = _hold_lock(store, 0.5)
+    try:
+        submit(store, "mine")  # while the peer's line is half written
+    finally:
+        assert holder.wait(timeout=30) == 0
+    lines = store.path.read_bytes().split(b"\n")
+    assert lines.pop() == b""
+    assert [json.loads(line)["request_id"] for line in lines] == ["peer", "mine"]
+    assert {e.request_id for e in store.entries()} == {"peer", "mine"}
+
+
+def test_a_lock_held_past_the_timeout_is_written_around(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_history, "LOCK_TIMEOUT", 0.3)
+    holder = _hold_lock(store, 60)
+    try:
+        submit(store, "mine")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert "was held for over 0.3 s; appending without it" in caplog.text
+    # Written whole on a line of its own, after the peer's cut-off remains.
+    assert [e.request_id for e in store.entries()] == ["mine"]
+    assert store.path.read_bytes().endswith(b"\n")
+
+
 def test_large_data_uris_never_reach_the_journal(store: HistoryStore) -> None:
     image = "data:image/png;base64," + "A" * 300_000
     small = "data:image/png;base64,iVBORw0KGgo="
