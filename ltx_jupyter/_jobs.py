@@ -461,9 +461,11 @@ class Job:
     def _add_logs(self, entries: tuple[LogEntry, ...]) -> None:
         if not entries:
             return
-        received = datetime.now(timezone.utc).isoformat()
+        received: str | None = None  # fal stamps its lines; the clock is read only if not
         for entry in entries:
             if entry.timestamp is None:
+                if received is None:
+                    received = datetime.now(timezone.utc).isoformat()
                 entry = LogEntry(entry.message, entry.level, entry.source, received)
             self.logs.append(entry)
             step = parse_progress(entry.message)

@@ -16,12 +16,13 @@ import re
 
 __all__ = ["parse_progress"]
 
-_PATTERNS = (
+# One pattern, one alternative per shape, so that a line is scanned once.
+_PROGRESS = re.compile(
     # tqdm's "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
-    re.compile(r"\d{1,3}%\|[^|\r\n]*\|\s*(\d{1,9})/(\d{1,9})\b"),
+    r"\d{1,3}%\|[^|\r\n]*\|\s*(\d{1,9})/(\d{1,9})\b"
     # tqdm's "{n_fmt}/{total_fmt} [{elapsed}<{remaining}"; remaining is "?" at first
-    re.compile(r"\b(\d{1,9})/(\d{1,9})\s*\[\s*(?:\d+d,\s*)?[\d:]+<(?:[\d:]+|\?)"),
-    re.compile(r"\bsteps?\s*:?\s*(\d{1,9})\s*(?:/|\bof\b)\s*(\d{1,9})\b", re.IGNORECASE),
+    r"|\b(\d{1,9})/(\d{1,9})\s*\[\s*(?:\d+d,\s*)?[\d:]+<(?:[\d:]+|\?)"
+    r"|(?i:\bsteps?\s*:?\s*(\d{1,9})\s*(?:/|\bof\b)\s*(\d{1,9})\b)"
 )
 
 
@@ -30,10 +31,12 @@ def parse_progress(message: str) -> tuple[int, int] | None:
 
     Impossible counts (``total`` of 0, ``done`` above ``total``) give ``None``.
     """
-    best: tuple[int, int, int] | None = None  # (end, done, total) of the last valid match
-    for pattern in _PATTERNS:
-        for match in pattern.finditer(message):
-            done, total = int(match.group(1)), int(match.group(2))
-            if total > 0 and done <= total and (best is None or match.end() > best[0]):
-                best = (match.end(), done, total)
-    return None if best is None else (best[1], best[2])
+    if "/" not in message and "of" not in message.lower():
+        return None  # every shape has one or the other
+    best: tuple[int, int] | None = None  # the last valid match
+    for match in _PROGRESS.finditer(message):
+        numbers = [group for group in match.groups() if group is not None]
+        done, total = int(numbers[0]), int(numbers[1])
+        if total > 0 and done <= total:
+            best = (done, total)
+    return best

@@ -48,6 +48,22 @@ def test_a_cell_returns_at_once_and_the_view_reaches_the_video(make_shell, local
     assert all(entry.timestamp for entry in job.logs)
 
 
+def test_log_lines_a_server_sends_without_a_time_get_the_time_they_arrived(make_shell):
+    from datetime import datetime, timezone
+
+    from .hostile import HostileServer
+
+    with HostileServer(steps=3) as server:  # its log lines carry no timestamp
+        shell = make_shell(server)
+        before = datetime.now(timezone.utc)
+        shell.run_cell_magic("ltx", "--wait -o job", "a red fox")
+        after = datetime.now(timezone.utc)
+    job: Job = shell.user_ns["job"]
+    assert [entry.message for entry in job.logs][:3] == ["step 1/3", "step 2/3", "step 3/3"]
+    stamps = [entry.time for entry in job.logs]
+    assert all(stamp is not None and before <= stamp <= after for stamp in stamps)
+
+
 def test_the_request_id_is_in_the_history_as_soon_as_the_submit_answers(make_shell, server_factory):
     server = server_factory(step_seconds=0.1)
     shell = make_shell(server)
