@@ -319,9 +319,13 @@ def wait_future(future: concurrent.futures.Future[T], timeout: float | None = No
         slice_ = WAIT_SLICE
         if deadline is not None:
             slice_ = min(slice_, max(0.0, deadline - time.monotonic()))
-        done, _ = concurrent.futures.wait((future,), timeout=slice_)
-        if done:
-            return future.result()
+        try:
+            # The future's own wait: concurrent.futures.wait() would install a waiter object
+            # on it and take it off again each slice.
+            return future.result(timeout=slice_)
+        except concurrent.futures.TimeoutError:
+            if future.done():
+                raise  # the work itself ended in a timeout error
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"the operation did not finish within {timeout} s")
 
