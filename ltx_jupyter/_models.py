@@ -34,16 +34,18 @@ class LogEntry:
 
     @classmethod
     def from_json(cls, data: Any) -> LogEntry:
-        if isinstance(data, str):
-            return cls(message=data)
-        if not isinstance(data, Mapping):
-            return cls(message=str(data))
+        # dict first: a JSON object is one, and the ABC check costs more per log line
+        if not isinstance(data, (dict, Mapping)):
+            return cls(message=data if isinstance(data, str) else str(data))
+        message = data.get("message", "")
+        level = data.get("level")
+        source = data.get("source")
         timestamp = data.get("timestamp")
         return cls(
-            message=str(data.get("message", "")),
-            level=str(data.get("level") or "INFO"),
-            source=data.get("source") if isinstance(data.get("source"), str) else None,
-            timestamp=str(timestamp) if timestamp is not None else None,
+            message if isinstance(message, str) else str(message),
+            level if isinstance(level, str) and level else str(level or "INFO"),
+            source if isinstance(source, str) else None,
+            None if timestamp is None else str(timestamp),
         )
 
     @property
@@ -62,9 +64,11 @@ def parse_logs(raw: Any) -> tuple[LogEntry, ...] | None:
     """Log entries from a status body's ``logs`` value (None when the server sent none)."""
     if raw is None:
         return None
+    if isinstance(raw, list):  # what JSON gives
+        return tuple(map(LogEntry.from_json, raw))
     if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
         return ()
-    return tuple(LogEntry.from_json(item) for item in raw)
+    return tuple(map(LogEntry.from_json, raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,7 @@ class QueueStatus:
             state=state,
             queue_position=position if isinstance(position, int) else None,
             logs=parse_logs(data.get("logs")),
-            metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
+            metrics=dict(metrics) if isinstance(metrics, (dict, Mapping)) else {},
             error=str(error) if error else None,
             error_type=str(error_type) if error_type else None,
             response_url=data.get("response_url")
