@@ -11,10 +11,10 @@ Why aiohttp's is kept, as an opt-in (``pip install 'ltx-jupyter[aiohttp]'``, the
 ``LTX_HTTP_TRANSPORT=aiohttp`` or ``QueueClient(transport=AiohttpTransport(...))``): following a
 job reads one server-sent event per log line, and aiohttp parses HTTP in C where httpcore goes
 through h11 for each event. With :mod:`._network` under httpx's transport the gap is smaller
-than it was on anyio (BENCHMARKS.md, 2026-12-02 09:53, ``python -m bench.run
---with-aiohttp-transport``): a followed 3 s job cost 18.3 ms of client CPU on aiohttp against
-20.4 ms on httpx's transport (41.6 ms on anyio the day before), and 200 jobs at once held
-their results 0.26 s after completion against 0.39 s. It is an
+than it was on anyio (BENCHMARKS.md, 2026-12-02 12:50, ``python -m bench.run
+--with-aiohttp-transport``): a followed 3 s job cost 19.4 ms of client CPU on aiohttp against
+21.7 ms on httpx's transport (41.6 ms on anyio on 2026-12-01), and 200 jobs at once held
+their results 0.21 s after completion against 0.30 s. It is an
 ``httpx.AsyncBaseTransport``, httpx's own extension point, so the API, auth, retries and errors
 stay httpx's; it honours the same proxy variables (read as ``urllib.request`` reads them).
 
