@@ -21,9 +21,11 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -254,13 +256,16 @@ class _Worker:
 
     def __init__(self, client_name: str, url: str) -> None:
         self.name = client_name
+        # The magic's jobs go to a history of their own, not to the user's.
+        self._folder = tempfile.TemporaryDirectory()
+        history = os.path.join(self._folder.name, "history.jsonl")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.clients", "worker", "--client", client_name, url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO_ROOT,
-            env=child_env(),
+            env=child_env(LTX_HISTORY_FILE=history),
         )
         self.hello = self._read()
 
@@ -286,6 +291,7 @@ class _Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        self._folder.cleanup()
 
 
 class ClientSettings:

@@ -6,6 +6,7 @@ Only that the benchmark works is checked, never a speed: benchmarks are not time
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,24 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     for worker in magic_path["workers"].values():
         assert worker["jobs"] > 0 and not worker["errors"]
     assert {"latency_at_most_tenth_of_fal", "cpu_at_most_fal"} <= set(magic_path["targets"])
+
+
+@pytest.mark.timeout(300)
+def test_the_thread_split_benchmark_prints_a_row_per_step_count(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.magic_threads", "--jobs", "1", "--steps", "1", "3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rows: dict[int, list[float]] = {}
+    for line in completed.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells[0].isdigit():
+            rows[int(cells[0])] = [float(cell) for cell in cells[1:]]
+    assert sorted(rows) == [1, 3]
+    assert all(len(row) == 4 and min(row) > 0 for row in rows.values())
+    assert not list(tmp_path.rglob("history.jsonl")), "the jobs went to the user's history"
