@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
 
 from ._common import ServerProcess
 from .clients import ENDPOINT, _job_input
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["LTX_HISTORY_FILE"] = os.path.join(folder, "history.jsonl")
         figures = run_magic_threads(args.steps, args.jobs)
-    names: list[Any] = list(next(iter(figures.values())))
+    names = list(next(iter(figures.values())))
     print("CPU ms per job, medians of", args.jobs)
     print("| steps | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))

@@ -378,14 +378,18 @@ class HistoryStore:
                     self._release()
 
     def _open_for_append(self) -> int:
-        """The journal opened for appending (and reading its last byte), created private to
-        the user with its folder when missing."""
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        """The journal opened for appending (and reading its last byte)."""
+        return self._open_private(self.path, os.O_RDWR)
+
+    def _open_private(self, path: Path, access: int) -> int:
+        """``path`` (the journal or its lock file) opened for appending, created private to
+        the user with the journal's folder when missing."""
+        flags = access | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
         try:
-            return os.open(self.path, flags, 0o600)
+            return os.open(path, flags, 0o600)
         except FileNotFoundError:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return os.open(self.path, flags, 0o600)
+            return os.open(path, flags, 0o600)
 
     def _acquire(self) -> bool:
         """Take the other processes' lock (see the module docstring); False when it could not
@@ -408,7 +412,7 @@ class HistoryStore:
                 if time.monotonic() >= deadline:
                     _log.warning(
                         "the history lock %s was held for over %g s; appending without it",
-                        lock_file.name,
+                        self._lock_path,
                         LOCK_TIMEOUT,
                     )
                     return False
@@ -429,21 +433,16 @@ class HistoryStore:
             self._lock_file.close()
             self._lock_file = None
 
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
     def _open_lock_file(self) -> BinaryIO:
         """The sidecar lock file, opened once per process: a child made by ``fork`` shares its
         parent's open file, and with it the parent's lock, so it opens its own."""
         if self._lock_file is not None and self._lock_file_pid == os.getpid():
             return self._lock_file
-        lock_path = self.path.with_name(self.path.name + ".lock")
-
-        def private(path: str, flags: int) -> int:
-            return os.open(path, flags, 0o600)
-
-        try:
-            lock_file = open(lock_path, "ab", opener=private)  # noqa: SIM115 (kept open)
-        except FileNotFoundError:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            lock_file = open(lock_path, "ab", opener=private)  # noqa: SIM115
+        lock_file = os.fdopen(self._open_private(self._lock_path, os.O_WRONLY), "ab")
         self._lock_file, self._lock_file_pid = lock_file, os.getpid()
         return lock_file
 

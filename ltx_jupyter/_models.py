@@ -64,9 +64,8 @@ def parse_logs(raw: Any) -> tuple[LogEntry, ...] | None:
     """Log entries from a status body's ``logs`` value (None when the server sent none)."""
     if raw is None:
         return None
-    if isinstance(raw, list):  # what JSON gives
-        return tuple(map(LogEntry.from_json, raw))
-    if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
+    # list first: what JSON gives, and the ABC check costs more per event
+    if not isinstance(raw, (list, Sequence)) or isinstance(raw, (str, bytes)):
         return ()
     return tuple(map(LogEntry.from_json, raw))
 
