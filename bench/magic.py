@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import os
-import queue
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.kernels import drain, execute
 
 from ._common import ServerProcess, child_env, summary
 
@@ -138,20 +139,7 @@ class _Kernel:
 
     def execute(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
         """Run ``code``; the IOPub messages up to its idle status."""
-        msg_id = self.client.execute(code)
-        messages = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = self.client.get_iopub_msg(timeout=timeout)
-            messages.append(msg)
-            if (
-                msg["parent_header"].get("msg_id") == msg_id
-                and msg["msg_type"] == "status"
-                and msg["content"]["execution_state"] == "idle"
-            ):
-                break
-        self.client.get_shell_msg(timeout=timeout)
-        return messages
+        return execute(self.client, code, timeout)[1]
 
     def drain(
         self,
@@ -161,19 +149,9 @@ class _Kernel:
     ) -> list[Any]:
         """IOPub messages (the kernel idle) until ``until(msg)``, unless one of ``seen``
         already satisfied it."""
-        messages: list[dict[str, Any]] = []
         if any(until(m) for m in seen):
-            return messages
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = self.client.get_iopub_msg(timeout=0.5)
-            except queue.Empty:
-                continue
-            messages.append(msg)
-            if until(msg):
-                return messages
-        raise TimeoutError("the awaited message never came")
+            return []
+        return drain(self.client, until, timeout)
 
     def close(self) -> None:
         self.client.stop_channels()
