@@ -50,6 +50,7 @@ from ._fal import (
     submit_headers,
 )
 from ._history import TERMINAL_STATUSES, HistoryEntry, HistoryStore, os_reason
+from ._listeners import Listeners
 from ._models import Completed, InProgress, LogEntry, Queued, RequestHandle, UploadProgress
 from ._progress import parse_progress
 from ._runner import Runner, async_wrap, get_runner, shutdown_runner, wait_future
@@ -222,8 +223,7 @@ class Job:
         #: ``(sent, total)`` bytes of the local file being uploaded, while one is.
         self.upload: tuple[int, int] | None = None
         self._client = client
-        self._listeners: list[Listener] = []
-        self._listeners_lock = threading.Lock()
+        self._listeners: Listeners[Listener] = Listeners()
         self._future: concurrent.futures.Future[VideoResult] | None = None
         self._limit = limit
         self._stop_waiting: asyncio.Event | None = None
@@ -297,18 +297,13 @@ class Job:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(job)`` on the runner thread after every change of this job."""
-        with self._listeners_lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        with self._listeners_lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _changed(self) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
+        for listener in self._listeners:
             try:
                 listener(self)
             except Exception:  # a broken view must not stop the job

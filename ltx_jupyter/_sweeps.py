@@ -21,7 +21,6 @@ import copy
 import itertools
 import json
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from IPython.core.error import UsageError
 
 from ._errors import LtxError
 from ._fal import split_endpoint_id
+from ._listeners import Listeners
 from ._parsing import (
     OPTIONS,
     FieldOption,
@@ -565,8 +565,7 @@ class Sweep:
         self.slots = list(slots)
         self.notes = tuple(notes)
         self.created_at = created_at if created_at is not None else time.time()
-        self._listeners: list[Listener] = []
-        self._lock = threading.Lock()
+        self._listeners: Listeners[Listener] = Listeners()
         for slot in self.slots:
             if slot.job is not None:
                 slot.job.add_listener(self._job_changed)
@@ -673,18 +672,13 @@ class Sweep:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(sweep, job)`` (on the runner thread) after any change of a job."""
-        with self._lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _job_changed(self, job: Job) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
+        for listener in self._listeners:
             listener(self, job)
 
     # -- acting ----------------------------------------------------------------------------
