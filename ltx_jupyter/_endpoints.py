@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import SchemaDocumentError
+from ._failures import RecentFailures
 from ._openapi import EndpointSchema, parse_document
 from ._text import shorten
 
@@ -45,6 +46,7 @@ __all__ = [
     "SchemaLookup",
     "cached_endpoints",
     "family_of",
+    "forget_unreachable",
     "get_schema",
     "get_schema_async",
     "is_known",
@@ -391,10 +393,8 @@ def is_known(endpoint_id: str) -> bool:
     return local_schema(endpoint_id) is not None
 
 
-#: Documents that could not be fetched, by (endpoint id, URL): the answer and when it was made.
-#: A job is not held up again by the same unreachable URL for :data:`RETRY_UNREACHABLE` seconds.
-_unreachable: dict[tuple[str, str], tuple[float, SchemaLookup]] = {}
-RETRY_UNREACHABLE = 600.0
+#: Documents that could not be fetched, by (endpoint id, URL): the answer given instead.
+_unreachable: RecentFailures[tuple[str, str], SchemaLookup] = RecentFailures()
 
 
 def get_schema(
@@ -494,10 +494,15 @@ def _answer_or_fetch(
     if found is not None:
         return found
     url = url or openapi_url()
-    known = _unreachable.get((endpoint_id, url))
-    if known is not None and time.monotonic() - known[0] < RETRY_UNREACHABLE:
-        return known[1]
+    known = _unreachable.recall((endpoint_id, url))
+    if known is not None:
+        return known
     return _Fetch(endpoint_id, url, directory, stale)
+
+
+def forget_unreachable() -> None:
+    """Fetch again at the next lookup the documents that could not be fetched a moment ago."""
+    _unreachable.clear()
 
 
 def _refetch(endpoint_id: str, url: str | None, cache_dir: str | os.PathLike[str] | None) -> _Fetch:
@@ -510,9 +515,9 @@ def _refetch(endpoint_id: str, url: str | None, cache_dir: str | os.PathLike[str
 def _remember(url: str, lookup: SchemaLookup) -> SchemaLookup:
     """Keep a failed fetch's answer for a while, so every job is not held up by it."""
     if lookup.source in ("none", "stale-cache"):
-        _unreachable[(lookup.endpoint_id, url)] = (time.monotonic(), lookup)
+        _unreachable.remember((lookup.endpoint_id, url), lookup)
     else:
-        _unreachable.pop((lookup.endpoint_id, url), None)
+        _unreachable.forget((lookup.endpoint_id, url))
     return lookup
 
 

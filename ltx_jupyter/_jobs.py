@@ -635,16 +635,21 @@ class JobSession:
         submit_path, _ = split_endpoint_id(endpoint)
         return validate_input(submit_path, arguments, url=default_openapi_url(queue_url))
 
-    def prices(self, endpoint_ids: Sequence[str], queue_url: str | None = None) -> Prices:
+    def prices(
+        self, endpoint_ids: Sequence[str], queue_url: str | None = None, *, refresh: bool = False
+    ) -> Prices:
         """Unit prices for these endpoints (fal's pricing API with the user's key, its day
         cache, else the shipped table), kept for a few minutes so that jobs do not re-read
         them: a kept lookup that answered for all of ``endpoint_ids`` (the panel's, for every
-        known endpoint) answers for them."""
+        known endpoint) answers for them. ``refresh`` asks the API now and drops the kept
+        lookups, whatever the day cache holds or a failure a moment ago."""
         from ._pricing import get_prices
 
         platform = default_platform_url((queue_url or default_queue_url()).rstrip("/"))
         now = time.monotonic()
         with self._lock:
+            if refresh:
+                self._prices.clear()
             kept = [
                 prices
                 for (where, _ids), (at, prices) in self._prices.items()
@@ -654,15 +659,10 @@ class JobSession:
             if prices.covers(endpoint_ids):
                 return prices
         key = (platform, tuple(endpoint_ids))
-        prices = get_prices(endpoint_ids, platform_url=platform)
+        prices = get_prices(endpoint_ids, platform_url=platform, refresh=refresh)
         with self._lock:
             self._prices[key] = (now, prices)
         return prices
-
-    def forget_prices(self) -> None:
-        """Drop the prices kept by :meth:`prices`, so the next ones are looked up again."""
-        with self._lock:
-            self._prices.clear()
 
     def estimate(self, validated: ValidatedInput, queue_url: str | None = None) -> Estimate:
         """What running ``validated`` will cost, from its input with the endpoint's defaults

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._failures import RecentFailures
 from ._fal import default_platform_url, is_fal_url
 
 if TYPE_CHECKING:
@@ -958,28 +959,26 @@ class _Lookup:
             logger.debug("could not write the price cache %s: %s", self.path, exc.strerror)
 
 
-#: Pricing APIs that could not be asked, by cache file (one per URL and key): until when the
-#: problem stands. A job is not held up again by the same unreachable API for a while.
-_unreachable: dict[Path, tuple[float, str]] = {}
-RETRY_UNREACHABLE = 600.0
+#: Pricing APIs that could not be asked, by cache file (one per URL and key): why.
+_unreachable: RecentFailures[Path, str] = RecentFailures()
 
 
-def _start(lookup: _Lookup) -> Generator[_Call, httpx.Response, None] | None:
+def _start(lookup: _Lookup, refresh: bool) -> Generator[_Call, httpx.Response, None] | None:
     """The calls to make for ``lookup`` (None: nothing to ask, or the API is not to be asked
-    now: no key for fal's, or it failed a moment ago, which ``lookup.problem`` then says)."""
+    now: no key for fal's, or it failed a moment ago and this is no refresh, which
+    ``lookup.problem`` then says)."""
     if not lookup.wanted:
         return None
     lookup.problem = lookup.skip_reason()
-    known = _unreachable.get(lookup.path)
-    if lookup.problem is None and known is not None and time.monotonic() < known[0]:
-        lookup.problem = known[1]
+    if lookup.problem is None and not refresh:
+        lookup.problem = _unreachable.recall(lookup.path)
     return lookup.plan() if lookup.problem is None else None
 
 
 def _failed(lookup: _Lookup, exc: Exception) -> None:
     """Record why the API could not be asked, in ``lookup`` and for a while after."""
     lookup.problem = lookup.describe_failure(exc)
-    _unreachable[lookup.path] = (time.monotonic() + RETRY_UNREACHABLE, lookup.problem)
+    _unreachable.remember(lookup.path, lookup.problem)
 
 
 def _advance(plan: Generator[_Call, httpx.Response, None], response: Any) -> _Call | None:
@@ -999,13 +998,16 @@ def get_prices(
     timeout: float = 5.0,
     table: PriceTable | None = None,
     now: float | None = None,
+    refresh: bool = False,
 ) -> Prices:
     """The unit prices of ``endpoint_ids``: fal's pricing API, its day cache, or the table.
 
     ``key`` defaults to ``FAL_KEY`` (or ``FAL_KEY_ID``/``FAL_KEY_SECRET``); ``platform_url``
     to :func:`default_platform_url`; ``cache_dir`` to :func:`default_cache_dir`; ``table``
     to the shipped one. Prices cached less than ``max_age`` seconds ago (at ``now``, default
-    the current time) are used without asking. Never raises for an unreachable or refusing
+    the current time) are used without asking. An API that could not be reached is not
+    asked again for a while (``ltx_jupyter._failures``); ``refresh`` asks it now, whatever
+    the cache holds or a failure a moment ago. Never raises for an unreachable or refusing
     API: the result's ``note`` says what happened and which prices stood in.
     """
     lookup = _Lookup(
@@ -1013,11 +1015,11 @@ def get_prices(
         key=key,
         platform_url=platform_url,
         cache_dir=cache_dir,
-        max_age=max_age,
+        max_age=0.0 if refresh else max_age,
         table=table,
         now=now,
     )
-    plan = _start(lookup)
+    plan = _start(lookup, refresh)
     if plan is not None:
         import httpx
 
@@ -1028,6 +1030,8 @@ def get_prices(
                     call = _advance(plan, client.get(call.url, params=call.params))
         except Exception as exc:
             _failed(lookup, exc)
+        else:
+            _unreachable.forget(lookup.path)
     return lookup.finish()
 
 
@@ -1041,6 +1045,7 @@ async def aget_prices(
     timeout: float = 5.0,
     table: PriceTable | None = None,
     now: float | None = None,
+    refresh: bool = False,
 ) -> Prices:
     """:func:`get_prices` on an ``httpx.AsyncClient``, for the event loop."""
     lookup = _Lookup(
@@ -1048,11 +1053,11 @@ async def aget_prices(
         key=key,
         platform_url=platform_url,
         cache_dir=cache_dir,
-        max_age=max_age,
+        max_age=0.0 if refresh else max_age,
         table=table,
         now=now,
     )
-    plan = _start(lookup)
+    plan = _start(lookup, refresh)
     if plan is not None:
         import httpx
 
@@ -1065,4 +1070,6 @@ async def aget_prices(
                     call = _advance(plan, await client.get(call.url, params=call.params))
         except Exception as exc:
             _failed(lookup, exc)
+        else:
+            _unreachable.forget(lookup.path)
     return lookup.finish()

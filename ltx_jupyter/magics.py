@@ -642,9 +642,15 @@ class LtxMagics(Magics):
     def _cmd_endpoints(self, words: list[str]) -> None:
         """``%ltx endpoints [TEXT] [--refresh]``: the known endpoints (shipped, and cached from
         fal), those whose id, family, category or title holds TEXT, with their unit prices.
-        ``--refresh`` fetches the cached documents and the prices again."""
+        ``--refresh`` fetches the cached documents and the prices again, and documents that
+        could not be fetched a moment ago at their next lookup."""
         from ._display import endpoints_table
-        from ._endpoints import cached_endpoints, known_endpoints, refresh_schema
+        from ._endpoints import (
+            cached_endpoints,
+            forget_unreachable,
+            known_endpoints,
+            refresh_schema,
+        )
 
         refresh = "--refresh" in words
         rest = [w for w in words if w != "--refresh"]
@@ -653,6 +659,7 @@ class LtxMagics(Magics):
         text = rest[0] if rest else ""
         notes = []
         if refresh:
+            forget_unreachable()
             for endpoint_id in cached_endpoints():
                 lookup = refresh_schema(endpoint_id, url=self._openapi_url)
                 if lookup.warning:
@@ -668,9 +675,9 @@ class LtxMagics(Magics):
                 for part in (info.endpoint_id, info.family, info.category, info.title)
             )
         ]
-        if refresh:
-            self.session.forget_prices()
-        prices = self.session.prices([info.endpoint_id for info in matching], self.queue_url)
+        prices = self.session.prices(
+            [info.endpoint_id for info in matching], self.queue_url, refresh=refresh
+        )
         _notes(notes)
         display(endpoints_table(matching, prices, text=text, note=prices.note))
 

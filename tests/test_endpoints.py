@@ -25,6 +25,7 @@ from ltx_jupyter import _endpoints
 from ltx_jupyter._endpoints import (
     cached_endpoints,
     family_of,
+    forget_unreachable,
     get_schema,
     get_schema_async,
     is_shipped,
@@ -269,6 +270,19 @@ def test_nothing_cached_and_unreachable_gives_no_schema_and_a_one_line_warning(
     if reason.startswith("HTTP"):
         assert f"({reason})" in lookup.warning
     assert cached_endpoints(cache) == ()
+
+
+def test_a_failed_fetch_stands_in_for_a_while_and_a_refresh_asks_again_at_once(server, cache):
+    server.status, server.body = 503, b"{}"
+    assert get_schema(OTHER, url=server.url, cache_dir=cache).source == "none"
+    server.status, server.body = 200, None  # the URL answers again
+    # A job a moment later is not held up by the same fetch: the failure's answer stands in.
+    assert get_schema(OTHER, url=server.url, cache_dir=cache).source == "none"
+    assert server.asked(OTHER) == 1
+    forget_unreachable()  # what %ltx endpoints --refresh does
+    lookup = get_schema(OTHER, url=server.url, cache_dir=cache)
+    assert lookup.source == "fetched" and lookup.schema is not None
+    assert server.asked(OTHER) == 2
 
 
 def test_a_corrupt_cache_file_is_ignored_and_fetched_again(server, cache):

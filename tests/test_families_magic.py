@@ -17,6 +17,7 @@ from ltx_jupyter._schema import lookup_schema
 
 from .shells import magics_of
 from .test_magics import submits
+from .test_pricing import price_table
 
 LTX2 = "fal-ai/ltx-2/text-to-video"
 DISTILLED_13B = "fal-ai/ltx-video-13b-distilled"
@@ -176,6 +177,29 @@ def test_endpoints_lists_the_family_with_prices(make_shell, local_server):
     with capture_output() as everything:
         shell.run_line_magic("ltx", "endpoints")
     assert f"{len(known_endpoints())} endpoints" in everything.outputs[0].data["text/plain"]
+
+
+def test_endpoints_refresh_shows_a_changed_price_and_asks_an_api_that_failed_a_moment_ago(
+    make_shell, server_factory
+):
+    def shown(shell: Any, words: str) -> str:
+        with capture_output() as captured:
+            shell.run_line_magic("ltx", f"endpoints ltx-2/text-to-video {words}".strip())
+        return str(captured.outputs[0].data["text/plain"])
+
+    first = server_factory(prices=price_table(0.05))
+    port = first.port
+    shell = make_shell(first)
+    assert "$0.05 per second" in shown(shell, "")
+    first.stop()
+    assert "was unreachable" in shown(shell, "--refresh")  # asked, and it is down
+    back = server_factory(port=port, prices=price_table(0.07))
+    assert back.url == first.url
+    # Without a refresh the failure a moment ago stands in: the API is not asked yet.
+    assert "was unreachable" in shown(shell, "")
+    refreshed = shown(shell, "--refresh")
+    assert "$0.07 per second" in refreshed and "unreachable" not in refreshed
+    assert "$0.07 per second" in shown(shell, "")
 
 
 def test_schema_shows_every_field(make_shell, local_server):

@@ -308,22 +308,23 @@ def test_prices_come_from_the_pricing_api_with_the_users_key(
     )
 
 
+def price_table(unit_price: float) -> dict[str, Any]:
+    """A price table in which the account pays ``unit_price`` per second of LTX-2 text-to-video."""
+    entry = {
+        "endpoint_ids": [LTX2],
+        "unit_price": unit_price,
+        "unit": "second",
+        "currency": "USD",
+        "source": "a test account",
+        "as_of": "2026",
+    }
+    return {"entries": [entry]}
+
+
 def test_the_accounts_own_price_wins_over_the_shipped_table(
     server_factory: ServerFactory, cache: Path
 ) -> None:
-    discounted = {
-        "entries": [
-            {
-                "endpoint_ids": [LTX2],
-                "unit_price": 0.05,
-                "unit": "second",
-                "currency": "USD",
-                "source": "a test account",
-                "as_of": "2026",
-            }
-        ]
-    }
-    server = server_factory(prices=discounted)
+    server = server_factory(prices=price_table(0.05))
     prices = get_prices([LTX2, DISTILLED], platform_url=platform(server), cache_dir=cache)
     assert prices.get(LTX2).unit_price == 0.05
     assert prices.get(LTX2).source == local_api(server)
@@ -433,6 +434,46 @@ def test_unreachable_api_uses_the_cache_then_the_table(
         f"the pricing API at {url} was unreachable (ConnectError); "
         "using prices cached 2 days ago and the shipped price table"
     )
+
+
+def test_an_unreachable_api_is_not_asked_again_for_a_while_unless_refreshed(
+    server_factory: ServerFactory, cache: Path
+) -> None:
+    down = server_factory()
+    url, port = platform(down), down.port
+    down.stop()
+    offline = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache)
+    assert offline.note is not None and offline.note.startswith(f"the pricing API at {url} was")
+    server = server_factory(port=port, prices=price_table(0.05))  # back, at the same address
+    # A job a moment later does not wait out the same timeout: the failure stands in.
+    again = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache)
+    assert again.note == offline.note and again.get(LTX2).source.startswith("shipped table (")
+    refreshed = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache, refresh=True)
+    assert refreshed.note is None
+    assert refreshed.get(LTX2).unit_price == 0.05
+    assert refreshed.get(LTX2).source == local_api(server)
+    # The answer cleared the failure: the next lookup reads the day cache it filled.
+    later = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache)
+    assert later.note is None and later.get(LTX2).unit_price == 0.05
+
+
+def test_a_refresh_asks_the_api_whatever_the_day_cache_holds(
+    server_factory: ServerFactory, cache: Path
+) -> None:
+    first = server_factory(prices=price_table(0.05))
+    url, port = platform(first), first.port
+
+    def unit_price(**options: Any) -> float:
+        prices = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache, **options)
+        assert prices.note is None
+        return prices.get(LTX2).unit_price  # type: ignore[no-any-return]
+
+    assert unit_price() == 0.05
+    first.stop()
+    server_factory(port=port, prices=price_table(0.07))  # the account's price changed
+    assert unit_price() == 0.05  # from the day cache, without asking
+    assert unit_price(refresh=True) == 0.07
+    assert unit_price() == 0.07  # the cache holds the refreshed price
 
 
 def test_another_keys_cached_prices_are_not_used(
