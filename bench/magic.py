@@ -27,8 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.kernels import drain, execute
-
 from ._common import ServerProcess, child_env, summary
 
 __all__ = ["MagicSettings", "run_magic"]
@@ -139,6 +137,8 @@ class _Kernel:
 
     def execute(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
         """Run ``code``; the IOPub messages up to its idle status."""
+        from tests.kernels import execute
+
         return execute(self.client, code, timeout)[1]
 
     def drain(
@@ -149,6 +149,8 @@ class _Kernel:
     ) -> list[Any]:
         """IOPub messages (the kernel idle) until ``until(msg)``, unless one of ``seen``
         already satisfied it."""
+        from tests.kernels import drain
+
         if any(until(m) for m in seen):
             return []
         return drain(self.client, until, timeout)

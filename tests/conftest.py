@@ -38,6 +38,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ltx-test-cache-")
 
 
+@pytest.fixture(autouse=True)
+def _no_failed_lookups_from_earlier_tests() -> None:
+    """A failed price or schema lookup is remembered by address for 10 minutes in the
+    process; a test whose server gets a port an earlier test used must not inherit it."""
+    from ltx_jupyter import _endpoints, _pricing
+
+    _endpoints.forget_unreachable()
+    _pricing._unreachable.clear()
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail"):
         _skips.append((report.nodeid, _skip_reason(report)))

@@ -4,6 +4,7 @@ before anything is paid (--dry-run, max_cost, the caption, %ltx jobs), %ltx endp
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from ltx_jupyter._parsing import OPTIONS
 from ltx_jupyter._schema import lookup_schema
 
 from .shells import magics_of
+from .test_endpoints import OpenAPIServer, document_for
 from .test_magics import submits
 from .test_pricing import price_table
 
@@ -195,11 +197,37 @@ def test_endpoints_refresh_shows_a_changed_price_and_asks_an_api_that_failed_a_m
     assert "was unreachable" in shown(shell, "--refresh")  # asked, and it is down
     back = server_factory(port=port, prices=price_table(0.07))
     assert back.url == first.url
-    # Without a refresh the failure a moment ago stands in: the API is not asked yet.
+    # Without a refresh the answer of a moment ago stands in (the session keeps it).
     assert "was unreachable" in shown(shell, "")
     refreshed = shown(shell, "--refresh")
     assert "$0.07 per second" in refreshed and "unreachable" not in refreshed
     assert "$0.07 per second" in shown(shell, "")
+
+
+def test_endpoints_refresh_fetches_a_document_that_failed_a_moment_ago_at_its_next_lookup(
+    make_shell, local_server, monkeypatch
+):
+    endpoint_id = f"fal-ai/model-{uuid.uuid4().hex[:8]}/text-to-video"  # in no one's cache
+    documents = OpenAPIServer()
+    documents.documents[endpoint_id] = document_for(endpoint_id)
+    monkeypatch.setenv("LTX_OPENAPI_URL", documents.url)
+    try:
+        shell = make_shell(local_server)
+        documents.status, documents.body = 503, b"{}"
+        with pytest.raises(UsageError, match=f"No schema for {endpoint_id}: could not fetch"):
+            shell.run_line_magic("ltx", f"schema {endpoint_id}")
+        documents.status, documents.body = 200, None  # the URL answers again
+        with pytest.raises(UsageError, match=f"No schema for {endpoint_id}"):
+            shell.run_line_magic("ltx", f"schema {endpoint_id}")  # not asked: the failure stands
+        assert documents.asked(endpoint_id) == 1
+        with capture_output():
+            shell.run_line_magic("ltx", "endpoints --refresh")
+        with capture_output() as captured:
+            shell.run_line_magic("ltx", f"schema {endpoint_id}")
+        assert "prompt *" in captured.outputs[0].data["text/plain"]
+        assert documents.asked(endpoint_id) == 2
+    finally:
+        documents.stop()
 
 
 def test_schema_shows_every_field(make_shell, local_server):

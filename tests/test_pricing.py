@@ -452,9 +452,9 @@ def test_an_unreachable_api_is_not_asked_again_for_a_while_unless_refreshed(
     assert refreshed.note is None
     assert refreshed.get(LTX2).unit_price == 0.05
     assert refreshed.get(LTX2).source == local_api(server)
-    # The answer cleared the failure: the next lookup reads the day cache it filled.
-    later = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache)
-    assert later.note is None and later.get(LTX2).unit_price == 0.05
+    # The answer cleared the failure: a lookup that needs the API (no fresh cache) asks it.
+    later = get_prices([LTX2], key="k", platform_url=url, cache_dir=cache, max_age=0)
+    assert later.note is None and later.get(LTX2).source == local_api(server)
 
 
 def test_a_refresh_asks_the_api_whatever_the_day_cache_holds(
@@ -474,6 +474,24 @@ def test_a_refresh_asks_the_api_whatever_the_day_cache_holds(
     assert unit_price() == 0.05  # from the day cache, without asking
     assert unit_price(refresh=True) == 0.07
     assert unit_price() == 0.07  # the cache holds the refreshed price
+
+
+def test_the_async_lookup_refreshes_too(server_factory: ServerFactory, cache: Path) -> None:
+    first = server_factory(prices=price_table(0.05))
+    url, port = platform(first), first.port
+
+    def unit_price(**options: Any) -> float:
+        prices = asyncio.run(
+            aget_prices([LTX2], key="k", platform_url=url, cache_dir=cache, **options)
+        )
+        assert prices.note is None
+        return prices.get(LTX2).unit_price  # type: ignore[no-any-return]
+
+    assert unit_price() == 0.05
+    first.stop()
+    server_factory(port=port, prices=price_table(0.07))
+    assert unit_price() == 0.05
+    assert unit_price(refresh=True) == 0.07
 
 
 def test_another_keys_cached_prices_are_not_used(
