@@ -39,6 +39,3 @@ class Listeners(Generic[Callback]):
     def __iter__(self) -> Iterator[Callback]:
         """The callbacks there are now; changes made meanwhile apply from the next change."""
         return iter(self._callbacks)
-
-    def __len__(self) -> int:
-        return len(self._callbacks)

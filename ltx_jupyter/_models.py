@@ -36,14 +36,12 @@ class LogEntry:
     def from_json(cls, data: Any) -> LogEntry:
         # dict first: a JSON object is one, and the ABC check costs more per log line
         if not isinstance(data, (dict, Mapping)):
-            return cls(message=data if isinstance(data, str) else str(data))
-        message = data.get("message", "")
-        level = data.get("level")
+            return cls(message=str(data))
         source = data.get("source")
         timestamp = data.get("timestamp")
         return cls(
-            message if isinstance(message, str) else str(message),
-            level if isinstance(level, str) and level else str(level or "INFO"),
+            str(data.get("message", "")),
+            str(data.get("level") or "INFO"),
             source if isinstance(source, str) else None,
             None if timestamp is None else str(timestamp),
         )
